@@ -347,39 +347,24 @@ END
 $$;
 
 /*
- * _complete_step
- *		Complete a started step with its output, count it off its
- *		dependents and its run, and complete the run when it was the last
- *		step.  The caller holds the run lock and starts whatever became
- *		ready afterwards.
+ * _step_completed
+ *		A step of the run has just completed: count it off its dependents
+ *		and its run, and complete the run when it was the last step.  The
+ *		caller holds the run lock and starts whatever became ready.
  */
-CREATE FUNCTION quantum_flow._complete_step(p_run_id uuid, p_step_slug text,
-                                            p_output jsonb)
+CREATE FUNCTION quantum_flow._step_completed(p_run_id uuid, p_step_slug text,
+                                             p_workflow text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
-DECLARE
-    v_now       timestamptz := quantum_flow.now();
-    v_workflow  text;
 BEGIN
-    /* The step itself. */
-    UPDATE quantum_flow.workflow_step_states AS ss
-       SET status = 'completed', completed_at = v_now,
-           output = p_output, remaining_tasks = 0
-     WHERE ss.run_id = p_run_id AND ss.step_slug = p_step_slug
-       AND ss.status = 'started'
-    RETURNING ss.workflow_slug INTO v_workflow;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-
     /* Its dependents have one dependency fewer to wait for. */
     UPDATE quantum_flow.workflow_step_states AS ss
        SET remaining_deps = ss.remaining_deps - 1
       FROM quantum_flow.workflow_step_deps AS d
-     WHERE d.workflow_slug = v_workflow AND d.dep_slug = p_step_slug
+     WHERE d.workflow_slug = p_workflow AND d.dep_slug = p_step_slug
        AND ss.run_id = p_run_id AND ss.step_slug = d.step_slug;
 
     /*
@@ -392,7 +377,7 @@ BEGIN
            status = CASE WHEN r.remaining_steps = 1
                          THEN 'completed' ELSE r.status END,
            completed_at = CASE WHEN r.remaining_steps = 1
-                               THEN v_now END,
+                               THEN quantum_flow.now() END,
            output = CASE WHEN r.remaining_steps = 1 THEN
                (SELECT coalesce(jsonb_object_agg(ss.step_slug, ss.output),
                                 '{}')
@@ -404,10 +389,39 @@ BEGIN
                          JOIN quantum_flow.workflow_step_states AS dep
                            ON dep.run_id = p_run_id
                           AND dep.step_slug = d.step_slug
-                        WHERE d.workflow_slug = v_workflow
+                        WHERE d.workflow_slug = p_workflow
                           AND d.dep_slug = ss.step_slug))
            END
      WHERE r.run_id = p_run_id;
+END
+$$;
+
+/*
+ * _complete_step
+ *		Complete a started step with the given output; used for a map step
+ *		over an empty array, which has no task to complete.  The caller
+ *		holds the run lock.
+ */
+CREATE FUNCTION quantum_flow._complete_step(p_run_id uuid, p_step_slug text,
+                                            p_output jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_workflow  text;
+BEGIN
+    UPDATE quantum_flow.workflow_step_states AS ss
+       SET status = 'completed', completed_at = quantum_flow.now(),
+           output = p_output, remaining_tasks = 0
+     WHERE ss.run_id = p_run_id AND ss.step_slug = p_step_slug
+       AND ss.status = 'started'
+    RETURNING ss.workflow_slug INTO v_workflow;
+    IF FOUND THEN
+        PERFORM quantum_flow._step_completed(p_run_id, p_step_slug,
+                                             v_workflow);
+    END IF;
 END
 $$;
 
@@ -997,8 +1011,10 @@ DECLARE
     v_expired   record;
 BEGIN
     /* Arguments and the workflow. */
-    PERFORM quantum_flow._require($1, 'workflow_slug');
-    PERFORM quantum_flow._require($3, 'batch_size');
+    IF $1 IS NULL OR $3 IS NULL THEN
+        PERFORM quantum_flow._require($1, 'workflow_slug');
+        PERFORM quantum_flow._require($3, 'batch_size');
+    END IF;
     IF $3 < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1'
             USING ERRCODE = 'invalid_parameter_value';
@@ -1126,9 +1142,10 @@ $$;
 
 /*
  * _count_off_tasks
- *		Count completed tasks off their step; a step with no task left
- *		completes with its output (the task's for a single step, the array
- *		of task outputs in task_index order for a map step), and the steps
+ *		Count completed tasks off their step.  The same UPDATE completes a
+ *		step left with no task, with its output: the task's for a single
+ *		step, the array of task outputs in task_index order for a map
+ *		step.  Then the step's dependents and run are told, and the steps
  *		that became ready start.  The caller holds the run lock.
  */
 CREATE FUNCTION quantum_flow._count_off_tasks(p_run_id uuid,
@@ -1141,35 +1158,42 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_remaining integer;
-    v_type      text;
-    v_output    jsonb;
+    v_workflow  text;
 BEGIN
     UPDATE quantum_flow.workflow_step_states AS ss
-       SET remaining_tasks = ss.remaining_tasks - p_completed
+       SET remaining_tasks = ss.remaining_tasks - p_completed,
+           status = CASE WHEN ss.remaining_tasks = p_completed
+                         THEN 'completed' ELSE ss.status END,
+           completed_at = CASE WHEN ss.remaining_tasks = p_completed
+                               THEN quantum_flow.now() END,
+           output = CASE
+               WHEN ss.remaining_tasks <> p_completed THEN NULL
+               WHEN s.step_type = 'map' THEN
+                   (SELECT coalesce(jsonb_agg(t.output
+                                              ORDER BY t.task_index), '[]')
+                      FROM quantum_flow.workflow_step_tasks AS t
+                     WHERE t.run_id = p_run_id
+                       AND t.step_slug = p_step_slug)
+               ELSE
+                   (SELECT t.output
+                      FROM quantum_flow.workflow_step_tasks AS t
+                     WHERE t.run_id = p_run_id
+                       AND t.step_slug = p_step_slug
+                       AND t.task_index = 0)
+           END
       FROM quantum_flow.workflow_steps AS s
      WHERE ss.run_id = p_run_id AND ss.step_slug = p_step_slug
+       AND ss.status = 'started'
        AND s.workflow_slug = ss.workflow_slug
        AND s.step_slug = ss.step_slug
-    RETURNING ss.remaining_tasks, s.step_type INTO v_remaining, v_type;
+    RETURNING ss.remaining_tasks, ss.workflow_slug
+         INTO v_remaining, v_workflow;
 
-    IF v_remaining > 0 THEN
-        RETURN;
+    IF v_remaining = 0 THEN
+        PERFORM quantum_flow._step_completed(p_run_id, p_step_slug,
+                                             v_workflow);
+        PERFORM quantum_flow.start_ready_steps(p_run_id);
     END IF;
-
-    IF v_type = 'map' THEN
-        SELECT coalesce(jsonb_agg(t.output ORDER BY t.task_index), '[]')
-          INTO v_output
-          FROM quantum_flow.workflow_step_tasks AS t
-         WHERE t.run_id = p_run_id AND t.step_slug = p_step_slug;
-    ELSE
-        SELECT t.output INTO v_output
-          FROM quantum_flow.workflow_step_tasks AS t
-         WHERE t.run_id = p_run_id AND t.step_slug = p_step_slug
-           AND t.task_index = 0;
-    END IF;
-
-    PERFORM quantum_flow._complete_step(p_run_id, p_step_slug, v_output);
-    PERFORM quantum_flow.start_ready_steps(p_run_id);
 END
 $$;
 
@@ -1194,9 +1218,11 @@ DECLARE
     v_status    text;
     v_task      quantum_flow.workflow_step_tasks;
 BEGIN
-    PERFORM quantum_flow._require($1, 'run_id');
-    PERFORM quantum_flow._require($2, 'step_slug');
-    PERFORM quantum_flow._require($3, 'task_index');
+    IF $1 IS NULL OR $2 IS NULL OR $3 IS NULL THEN
+        PERFORM quantum_flow._require($1, 'run_id');
+        PERFORM quantum_flow._require($2, 'step_slug');
+        PERFORM quantum_flow._require($3, 'task_index');
+    END IF;
 
     /* The run first: that is the lock order. */
     SELECT r.status INTO v_status

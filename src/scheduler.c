@@ -57,13 +57,16 @@ typedef struct QfReadyStep
 	int32		start_delay;
 	int32		deps_count;
 	int32		max_attempts;
-	bool		ntasks_null;	/* map input was not an array */
-	int32		ntasks;
+	int32		ntasks;			/* tasks to create; -1: input not an array */
+	char	   *source_step;	/* the step a dependent map maps over */
+	char	   *source_type;	/* JSON type of the map input */
 } QfReadyStep;
 
 /* Saved plans, prepared on first use. */
 static SPIPlanPtr lock_run_plan = NULL;
 static SPIPlanPtr claim_steps_plan = NULL;
+static SPIPlanPtr set_map_count_plan = NULL;
+static SPIPlanPtr insert_root_single_plan = NULL;
 static SPIPlanPtr insert_single_plan = NULL;
 static SPIPlanPtr map_source_plan = NULL;
 static SPIPlanPtr insert_map_plan = NULL;
@@ -78,42 +81,20 @@ static const char *const lock_run_sql =
 "   FOR NO KEY UPDATE";
 
 /*
- * Start every ready step and say how many tasks each needs: 1 for a
- * single step, the array length for a map step (NULL if its input is not
- * an array).  $3 is the run input, the source of a root map step.
+ * Start every ready step.  A single step has one task, known now; a map
+ * step's task count is set once its input array has been looked at.
  */
 static const char *const claim_steps_sql =
 "UPDATE quantum_flow.workflow_step_states AS ss"
 "   SET status = 'started',"
 "       started_at = $2,"
-"       initial_tasks = src.n,"
-"       remaining_tasks = src.n"
+"       initial_tasks = CASE WHEN s.step_type OPERATOR(pg_catalog.=)"
+"                                 'single' THEN 1 END,"
+"       remaining_tasks = CASE WHEN s.step_type OPERATOR(pg_catalog.=)"
+"                                   'single' THEN 1 END"
 "  FROM quantum_flow.workflow_steps AS s"
 "  JOIN quantum_flow.workflows AS w"
 "    ON w.workflow_slug OPERATOR(pg_catalog.=) s.workflow_slug"
-" CROSS JOIN LATERAL ("
-"       SELECT CASE"
-"              WHEN s.step_type OPERATOR(pg_catalog.=) 'single' THEN 1"
-"              WHEN pg_catalog.jsonb_typeof(m.arr)"
-"                   OPERATOR(pg_catalog.=) 'array'"
-"              THEN pg_catalog.jsonb_array_length(m.arr)"
-"              END AS n"
-"         FROM (SELECT CASE"
-"                      WHEN s.step_type OPERATOR(pg_catalog.=) 'single'"
-"                      THEN NULL"
-"                      WHEN s.deps_count OPERATOR(pg_catalog.=) 0 THEN $3"
-"                      ELSE (SELECT ds.output"
-"                              FROM quantum_flow.workflow_step_deps AS d"
-"                              JOIN quantum_flow.workflow_step_states AS ds"
-"                                ON ds.run_id OPERATOR(pg_catalog.=) $1"
-"                               AND ds.step_slug OPERATOR(pg_catalog.=)"
-"                                   d.dep_slug"
-"                             WHERE d.workflow_slug OPERATOR(pg_catalog.=)"
-"                                   s.workflow_slug"
-"                               AND d.step_slug OPERATOR(pg_catalog.=)"
-"                                   s.step_slug)"
-"                      END AS arr) AS m"
-"       ) AS src"
 " WHERE ss.run_id OPERATOR(pg_catalog.=) $1"
 "   AND ss.status OPERATOR(pg_catalog.=) 'created'"
 "   AND ss.remaining_deps OPERATOR(pg_catalog.=) 0"
@@ -122,30 +103,39 @@ static const char *const claim_steps_sql =
 " RETURNING ss.step_slug,"
 "           s.step_type OPERATOR(pg_catalog.=) 'map',"
 "           s.step_index, COALESCE(s.start_delay, 0), s.deps_count,"
-"           COALESCE(s.max_attempts, w.max_attempts), src.n";
+"           COALESCE(s.max_attempts, w.max_attempts)";
 
-/*
- * The one task of a single step.  A root step reads the run input at
- * claim time (input NULL); a dependent one gets {dep_slug: output, ...}.
- */
+/* Record a map step's task count. */
+static const char *const set_map_count_sql =
+"UPDATE quantum_flow.workflow_step_states AS ss"
+"   SET initial_tasks = $3, remaining_tasks = $3"
+" WHERE ss.run_id OPERATOR(pg_catalog.=) $1"
+"   AND ss.step_slug OPERATOR(pg_catalog.=) $2";
+
+/* The one task of a root single step: its input is the run input. */
+static const char *const insert_root_single_sql =
+"INSERT INTO quantum_flow.workflow_step_tasks"
+"       (run_id, step_slug, task_index, workflow_slug, idempotency_key,"
+"        status, attempts_count, max_attempts, visible_at, queued_at)"
+"VALUES ($1, $2, 0, $3, $4, 'queued', 0, $5, $6, $7)";
+
+/* The one task of a dependent single step: {dep_slug: output, ...}. */
 static const char *const insert_single_sql =
 "INSERT INTO quantum_flow.workflow_step_tasks"
 "       (run_id, step_slug, task_index, workflow_slug, idempotency_key,"
 "        status, attempts_count, max_attempts, visible_at, queued_at, input)"
 "SELECT $1, $2, 0, $3, $4, 'queued', 0, $5, $6, $7,"
-"       CASE WHEN $8 THEN NULL"
-"       ELSE (SELECT pg_catalog.jsonb_object_agg(d.dep_slug, ds.output)"
-"               FROM quantum_flow.workflow_step_deps AS d"
-"               JOIN quantum_flow.workflow_step_states AS ds"
-"                 ON ds.run_id OPERATOR(pg_catalog.=) $1"
-"                AND ds.step_slug OPERATOR(pg_catalog.=) d.dep_slug"
-"              WHERE d.workflow_slug OPERATOR(pg_catalog.=) $3"
-"                AND d.step_slug OPERATOR(pg_catalog.=) $2)"
-"       END";
+"       pg_catalog.jsonb_object_agg(d.dep_slug, ds.output)"
+"  FROM quantum_flow.workflow_step_deps AS d"
+"  JOIN quantum_flow.workflow_step_states AS ds"
+"    ON ds.run_id OPERATOR(pg_catalog.=) $1"
+"   AND ds.step_slug OPERATOR(pg_catalog.=) d.dep_slug"
+" WHERE d.workflow_slug OPERATOR(pg_catalog.=) $3"
+"   AND d.step_slug OPERATOR(pg_catalog.=) $2";
 
 /* The output of the one dependency of a dependent map step. */
 static const char *const map_source_sql =
-"SELECT ds.output"
+"SELECT ds.output, d.dep_slug, pg_catalog.jsonb_typeof(ds.output)"
 "  FROM quantum_flow.workflow_step_deps AS d"
 "  JOIN quantum_flow.workflow_step_states AS ds"
 "    ON ds.run_id OPERATOR(pg_catalog.=) $1"
@@ -259,19 +249,17 @@ qf_step_cmp(const void *a, const void *b)
  *		sorted, in *steps.  Returns how many there are.
  */
 static int
-qf_claim_ready_steps(Datum run_id, TimestampTz now, Datum run_input,
-					 QfReadyStep **steps)
+qf_claim_ready_steps(Datum run_id, TimestampTz now, QfReadyStep **steps)
 {
-	Oid			argtypes[3] = {UUIDOID, TIMESTAMPTZOID, JSONBOID};
-	Datum		values[3];
+	Oid			argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
+	Datum		values[2];
 	QfReadyStep *result;
 	uint64		i;
 	int			n;
 
 	values[0] = run_id;
 	values[1] = TimestampTzGetDatum(now);
-	values[2] = run_input;
-	qf_exec(qf_prepare(&claim_steps_plan, claim_steps_sql, 3, argtypes),
+	qf_exec(qf_prepare(&claim_steps_plan, claim_steps_sql, 2, argtypes),
 			values, NULL, SPI_OK_UPDATE_RETURNING);
 
 	n = (int) SPI_processed;
@@ -294,8 +282,7 @@ qf_claim_ready_steps(Datum run_id, TimestampTz now, Datum run_input,
 		s->deps_count = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6,
 													  &isnull));
-		s->ntasks = DatumGetInt32(SPI_getbinval(tup, desc, 7,
-												&s->ntasks_null));
+		s->ntasks = 1;
 	}
 	qsort(result, n, sizeof(QfReadyStep), qf_step_cmp);
 
@@ -311,10 +298,11 @@ static void
 qf_insert_single_task(Datum run_id, const char *workflow_slug,
 					  QfReadyStep *step, TimestampTz now)
 {
-	Oid			argtypes[8] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
-							   TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID};
-	Datum		values[8];
+	Oid			argtypes[7] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+							   TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[7];
 	char		key[QF_KEY_LEN + 1];
+	SPIPlanPtr	plan;
 
 	qf_compute_key(workflow_slug, step->step_slug, DatumGetUUIDP(run_id), 0,
 				   key);
@@ -327,43 +315,91 @@ qf_insert_single_task(Datum run_id, const char *workflow_slug,
 	values[5] = TimestampTzGetDatum(now +
 									(int64) step->start_delay * USECS_PER_SEC);
 	values[6] = TimestampTzGetDatum(now);
-	values[7] = BoolGetDatum(step->deps_count == 0);
-	qf_exec(qf_prepare(&insert_single_plan, insert_single_sql, 8, argtypes),
-			values, NULL, SPI_OK_INSERT);
+
+	/* A root step reads the run input when claimed; others get their own. */
+	if (step->deps_count == 0)
+		plan = qf_prepare(&insert_root_single_plan, insert_root_single_sql,
+						  7, argtypes);
+	else
+		plan = qf_prepare(&insert_single_plan, insert_single_sql,
+						  7, argtypes);
+	qf_exec(plan, values, NULL, SPI_OK_INSERT);
 }
 
 /*
- * qf_insert_map_tasks
- *		Create one task per element of a map step's input array.
+ * qf_map_source
+ *		The array a map step maps over: the run input for a root step, the
+ *		output of its one dependency otherwise.  Sets step->ntasks to the
+ *		array's length, or to -1 when the source is not an array.
  */
-static void
-qf_insert_map_tasks(Datum run_id, const char *workflow_slug,
-					QfReadyStep *step, TimestampTz now, Datum run_input)
+static Datum
+qf_map_source(Datum run_id, const char *workflow_slug, QfReadyStep *step,
+			  Datum run_input)
 {
-	Oid			argtypes[7] = {UUIDOID, TEXTOID, TEXTOID, INT4OID,
-							   TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID};
-	Datum		values[7];
 	Datum		source = run_input;
+	bool		isnull = false;
+	Jsonb	   *jb;
 
-	values[0] = run_id;
-	values[1] = CStringGetTextDatum(step->step_slug);
-	values[2] = CStringGetTextDatum(workflow_slug);
+	step->source_step = NULL;
+	step->source_type = NULL;
 
-	/* A dependent map step maps over its dependency's output. */
 	if (step->deps_count > 0)
 	{
-		Oid			srctypes[3] = {UUIDOID, TEXTOID, TEXTOID};
-		bool		isnull;
+		Oid			argtypes[3] = {UUIDOID, TEXTOID, TEXTOID};
+		Datum		values[3];
 
-		qf_exec(qf_prepare(&map_source_plan, map_source_sql, 3, srctypes),
+		values[0] = run_id;
+		values[1] = CStringGetTextDatum(step->step_slug);
+		values[2] = CStringGetTextDatum(workflow_slug);
+		qf_exec(qf_prepare(&map_source_plan, map_source_sql, 3, argtypes),
 				values, NULL, SPI_OK_SELECT);
 		if (SPI_processed != 1)
 			elog(ERROR, "map step \"%s\" has no dependency output",
 				 step->step_slug);
 		source = SPI_getbinval(SPI_tuptable->vals[0],
 							   SPI_tuptable->tupdesc, 1, &isnull);
+		step->source_step = SPI_getvalue(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 2);
+		step->source_type = SPI_getvalue(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 3);
 	}
 
+	/* A raw scalar is stored as a one-element array: rule it out. */
+	step->ntasks = -1;
+	if (!isnull)
+	{
+		jb = DatumGetJsonbP(source);
+		if (JB_ROOT_IS_ARRAY(jb) && !JB_ROOT_IS_SCALAR(jb))
+			step->ntasks = JB_ROOT_COUNT(jb);
+		source = JsonbPGetDatum(jb);
+	}
+	return source;
+}
+
+/*
+ * qf_insert_map_tasks
+ *		Record a map step's task count and create one task per element of
+ *		its input array.
+ */
+static void
+qf_insert_map_tasks(Datum run_id, const char *workflow_slug,
+					QfReadyStep *step, TimestampTz now, Datum source)
+{
+	Oid			argtypes[7] = {UUIDOID, TEXTOID, TEXTOID, INT4OID,
+							   TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID};
+	Oid			counttypes[3] = {UUIDOID, TEXTOID, INT4OID};
+	Datum		values[7];
+
+	values[0] = run_id;
+	values[1] = CStringGetTextDatum(step->step_slug);
+	values[2] = Int32GetDatum(step->ntasks);
+	qf_exec(qf_prepare(&set_map_count_plan, set_map_count_sql, 3,
+					   counttypes),
+			values, NULL, SPI_OK_UPDATE);
+	if (step->ntasks == 0)
+		return;
+
+	values[2] = CStringGetTextDatum(workflow_slug);
 	values[3] = Int32GetDatum(step->max_attempts);
 	values[4] = TimestampTzGetDatum(now +
 									(int64) step->start_delay * USECS_PER_SEC);
@@ -390,12 +426,16 @@ qf_fail_type_violation(Datum run_id, QfReadyStep *step)
 	Datum		values[3];
 	char	   *message;
 
-	if (step->deps_count == 0)
+	if (step->source_step == NULL)
 		message = psprintf("map step \"%s\" expected an array as the run "
 						   "input", step->step_slug);
 	else
-		message = psprintf("map step \"%s\" expected an array from the "
-						   "step it depends on", step->step_slug);
+		message = psprintf("step \"%s\" returned %s %s, but map step "
+						   "\"%s\" expected an array",
+						   step->source_step,
+						   step->source_type ? "a JSON" : "SQL",
+						   step->source_type ? step->source_type : "NULL",
+						   step->step_slug);
 
 	values[0] = run_id;
 	values[1] = CStringGetTextDatum(step->step_slug);
@@ -464,33 +504,37 @@ qf_start_ready_steps_internal(Datum run_id)
 		int			i;
 		bool		cascaded = false;
 
-		nsteps = qf_claim_ready_steps(run_id, now, run_input, &steps);
+		nsteps = qf_claim_ready_steps(run_id, now, &steps);
 		if (nsteps == 0)
 			break;
 
 		for (i = 0; i < nsteps; i++)
 		{
 			QfReadyStep *step = &steps[i];
+			Datum		source = (Datum) 0;
 
-			/* A map step whose input is not an array fails the run. */
-			if (step->is_map && step->ntasks_null)
-			{
-				qf_fail_type_violation(run_id, step);
-				return created;
-			}
-
-			/* An empty map step completes now and may free its dependents. */
-			if (step->is_map && step->ntasks == 0)
-			{
-				qf_complete_empty_map(run_id, step);
-				cascaded = true;
-				continue;
-			}
-
-			/* Otherwise create the step's tasks. */
 			if (step->is_map)
+			{
+				source = qf_map_source(run_id, workflow_slug, step,
+									   run_input);
+
+				/* A map step whose input is not an array fails the run. */
+				if (step->ntasks < 0)
+				{
+					qf_fail_type_violation(run_id, step);
+					return created;
+				}
+
 				qf_insert_map_tasks(run_id, workflow_slug, step, now,
-									run_input);
+									source);
+
+				/* Over [] it completes now and may free its dependents. */
+				if (step->ntasks == 0)
+				{
+					qf_complete_empty_map(run_id, step);
+					cascaded = true;
+				}
+			}
 			else
 				qf_insert_single_task(run_id, workflow_slug, step, now);
 			created += step->ntasks;
