@@ -17,7 +17,7 @@ EXTENSION    = quantum_flow
 EXTVERSION   = 0.1.0
 MODULE_big   = quantum_flow
 OBJS         = src/quantum_flow.o src/clock.o src/idempotency.o \
-               src/scheduler.o
+               src/scheduler.o src/queue.o
 DATA         = $(wildcard sql/quantum_flow--*.sql)
 PG_CPPFLAGS  = -I$(srcdir)/src
 PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter \

@@ -347,85 +347,6 @@ END
 $$;
 
 /*
- * _step_completed
- *		A step of the run has just completed: count it off its dependents
- *		and its run, and complete the run when it was the last step.  The
- *		caller holds the run lock and starts whatever became ready.
- */
-CREATE FUNCTION quantum_flow._step_completed(p_run_id uuid, p_step_slug text,
-                                             p_workflow text)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-BEGIN
-    /* Its dependents have one dependency fewer to wait for. */
-    UPDATE quantum_flow.workflow_step_states AS ss
-       SET remaining_deps = ss.remaining_deps - 1
-      FROM quantum_flow.workflow_step_deps AS d
-     WHERE d.workflow_slug = p_workflow AND d.dep_slug = p_step_slug
-       AND ss.run_id = p_run_id AND ss.step_slug = d.step_slug;
-
-    /*
-     * The run has one step fewer; with none left it completes, and its
-     * output maps every leaf step (one no other step of the run depends
-     * on) to that step's output.
-     */
-    UPDATE quantum_flow.workflow_runs AS r
-       SET remaining_steps = r.remaining_steps - 1,
-           status = CASE WHEN r.remaining_steps = 1
-                         THEN 'completed' ELSE r.status END,
-           completed_at = CASE WHEN r.remaining_steps = 1
-                               THEN quantum_flow.now() END,
-           output = CASE WHEN r.remaining_steps = 1 THEN
-               (SELECT coalesce(jsonb_object_agg(ss.step_slug, ss.output),
-                                '{}')
-                  FROM quantum_flow.workflow_step_states AS ss
-                 WHERE ss.run_id = p_run_id
-                   AND NOT EXISTS (
-                       SELECT 1
-                         FROM quantum_flow.workflow_step_deps AS d
-                         JOIN quantum_flow.workflow_step_states AS dep
-                           ON dep.run_id = p_run_id
-                          AND dep.step_slug = d.step_slug
-                        WHERE d.workflow_slug = p_workflow
-                          AND d.dep_slug = ss.step_slug))
-           END
-     WHERE r.run_id = p_run_id;
-END
-$$;
-
-/*
- * _complete_step
- *		Complete a started step with the given output; used for a map step
- *		over an empty array, which has no task to complete.  The caller
- *		holds the run lock.
- */
-CREATE FUNCTION quantum_flow._complete_step(p_run_id uuid, p_step_slug text,
-                                            p_output jsonb)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_workflow  text;
-BEGIN
-    UPDATE quantum_flow.workflow_step_states AS ss
-       SET status = 'completed', completed_at = quantum_flow.now(),
-           output = p_output, remaining_tasks = 0
-     WHERE ss.run_id = p_run_id AND ss.step_slug = p_step_slug
-       AND ss.status = 'started'
-    RETURNING ss.workflow_slug INTO v_workflow;
-    IF FOUND THEN
-        PERFORM quantum_flow._step_completed(p_run_id, p_step_slug,
-                                             v_workflow);
-    END IF;
-END
-$$;
-
-/*
  * _fail_run
  *		Fail a step and its run, and cancel every other open step and task
  *		of the run.  The caller holds the run lock.
@@ -994,8 +915,7 @@ $$;
  *		Claim up to batch_size claimable tasks of a workflow, oldest first,
  *		skipping tasks that concurrent pollers hold.  A started task whose
  *		lease expired is claimable again while it has attempts left; one on
- *		its last attempt is failed here as timed out (one run per call, so
- *		that a poll never holds locks of two failing runs).
+ *		its last attempt is failed here as timed out, with its run.
  */
 CREATE FUNCTION quantum_flow.poll_tasks(workflow_slug text,
                                         worker_id text DEFAULT NULL,
@@ -1030,20 +950,23 @@ BEGIN
             USING ERRCODE = 'undefined_object';
     END IF;
 
-    /* A lease that ran out on the last attempt fails its run. */
-    SELECT t.run_id, t.step_slug, t.task_index, t.attempts_count
-      INTO v_expired
-      FROM quantum_flow.workflow_step_tasks AS t
-     WHERE t.workflow_slug = $1
-       AND t.status = 'started'
-       AND t.attempts_count >= t.max_attempts
-       AND t.visible_at <= v_now
-     ORDER BY t.visible_at
-     LIMIT 1
-       FOR UPDATE SKIP LOCKED;
-    IF FOUND THEN
+    /*
+     * Every lease that ran out on the last attempt fails its run.  A run
+     * another session holds is left to the next poll; a task whose run
+     * this loop already failed was cancelled with it and is skipped.
+     */
+    FOR v_expired IN
+        SELECT t.run_id, t.step_slug, t.task_index, t.attempts_count
+          FROM quantum_flow.workflow_step_tasks AS t
+         WHERE t.workflow_slug = $1
+           AND t.status = 'started'
+           AND t.attempts_count >= t.max_attempts
+           AND t.visible_at <= v_now
+         ORDER BY t.visible_at
+           FOR UPDATE SKIP LOCKED
+    LOOP
         PERFORM 1 FROM quantum_flow.workflow_runs AS r
-         WHERE r.run_id = v_expired.run_id
+         WHERE r.run_id = v_expired.run_id AND r.status = 'started'
            FOR NO KEY UPDATE SKIP LOCKED;
         IF FOUND THEN
             PERFORM quantum_flow._fail_task_final(
@@ -1051,7 +974,7 @@ BEGIN
                 format('timed out: the lease of attempt %s expired',
                        v_expired.attempts_count));
         END IF;
-    END IF;
+    END LOOP;
 
     /* Claim: queued tasks, and leased ones that have attempts left. */
     RETURN QUERY
@@ -1142,67 +1065,22 @@ $$;
 
 /*
  * _count_off_tasks
- *		Count completed tasks off their step.  The same UPDATE completes a
- *		step left with no task, with its output: the task's for a single
- *		step, the array of task outputs in task_index order for a map
- *		step.  Then the step's dependents and run are told, and the steps
- *		that became ready start.  The caller holds the run lock.
+ *		Count completed tasks off their step; a step left with no task
+ *		completes, its dependents and run are told, and the steps that
+ *		became ready start (C, src/queue.c).  The caller holds the run lock.
  */
-CREATE FUNCTION quantum_flow._count_off_tasks(p_run_id uuid,
-                                              p_step_slug text,
-                                              p_completed integer)
+CREATE FUNCTION quantum_flow._count_off_tasks(run_id uuid, step_slug text,
+                                              ntasks integer)
 RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_remaining integer;
-    v_workflow  text;
-BEGIN
-    UPDATE quantum_flow.workflow_step_states AS ss
-       SET remaining_tasks = ss.remaining_tasks - p_completed,
-           status = CASE WHEN ss.remaining_tasks = p_completed
-                         THEN 'completed' ELSE ss.status END,
-           completed_at = CASE WHEN ss.remaining_tasks = p_completed
-                               THEN quantum_flow.now() END,
-           output = CASE
-               WHEN ss.remaining_tasks <> p_completed THEN NULL
-               WHEN s.step_type = 'map' THEN
-                   (SELECT coalesce(jsonb_agg(t.output
-                                              ORDER BY t.task_index), '[]')
-                      FROM quantum_flow.workflow_step_tasks AS t
-                     WHERE t.run_id = p_run_id
-                       AND t.step_slug = p_step_slug)
-               ELSE
-                   (SELECT t.output
-                      FROM quantum_flow.workflow_step_tasks AS t
-                     WHERE t.run_id = p_run_id
-                       AND t.step_slug = p_step_slug
-                       AND t.task_index = 0)
-           END
-      FROM quantum_flow.workflow_steps AS s
-     WHERE ss.run_id = p_run_id AND ss.step_slug = p_step_slug
-       AND ss.status = 'started'
-       AND s.workflow_slug = ss.workflow_slug
-       AND s.step_slug = ss.step_slug
-    RETURNING ss.remaining_tasks, ss.workflow_slug
-         INTO v_remaining, v_workflow;
-
-    IF v_remaining = 0 THEN
-        PERFORM quantum_flow._step_completed(p_run_id, p_step_slug,
-                                             v_workflow);
-        PERFORM quantum_flow.start_ready_steps(p_run_id);
-    END IF;
-END
-$$;
+AS 'MODULE_PATHNAME', 'qf_count_off_tasks_sql'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 /*
  * complete_task
- *		Record a task's output.  Applies only to a started task of a
- *		started run, and, when attempt is given, only to that attempt;
- *		otherwise returns the row unchanged, so that late or duplicate
- *		callbacks are harmless.
+ *		Record a task's output (C, src/queue.c).  Applies only to a started
+ *		task of a started run, and, when attempt is given, only to that
+ *		attempt; otherwise returns the row unchanged, so that late or
+ *		duplicate callbacks are harmless.
  */
 CREATE FUNCTION quantum_flow.complete_task(run_id uuid,
                                            step_slug text,
@@ -1210,51 +1088,8 @@ CREATE FUNCTION quantum_flow.complete_task(run_id uuid,
                                            output jsonb DEFAULT 'null',
                                            attempt integer DEFAULT NULL)
 RETURNS quantum_flow.workflow_step_tasks
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_status    text;
-    v_task      quantum_flow.workflow_step_tasks;
-BEGIN
-    IF $1 IS NULL OR $2 IS NULL OR $3 IS NULL THEN
-        PERFORM quantum_flow._require($1, 'run_id');
-        PERFORM quantum_flow._require($2, 'step_slug');
-        PERFORM quantum_flow._require($3, 'task_index');
-    END IF;
-
-    /* The run first: that is the lock order. */
-    SELECT r.status INTO v_status
-      FROM quantum_flow.workflow_runs AS r
-     WHERE r.run_id = $1
-       FOR NO KEY UPDATE;
-    IF NOT FOUND THEN
-        PERFORM quantum_flow._no_run($1);
-    END IF;
-
-    UPDATE quantum_flow.workflow_step_tasks AS t
-       SET status = 'completed', completed_at = quantum_flow.now(),
-           output = coalesce($4, 'null')
-     WHERE t.run_id = $1 AND t.step_slug = $2 AND t.task_index = $3
-       AND t.status = 'started' AND v_status = 'started'
-       AND ($5 IS NULL OR t.attempts_count = $5)
-    RETURNING t.* INTO v_task;
-
-    IF NOT FOUND THEN
-        SELECT t.* INTO v_task
-          FROM quantum_flow.workflow_step_tasks AS t
-         WHERE t.run_id = $1 AND t.step_slug = $2 AND t.task_index = $3;
-        IF NOT FOUND THEN
-            PERFORM quantum_flow._no_task($1, $2, $3);
-        END IF;
-        RETURN v_task;
-    END IF;
-
-    PERFORM quantum_flow._count_off_tasks($1, $2, 1);
-    RETURN v_task;
-END
-$$;
+AS 'MODULE_PATHNAME', 'qf_complete_task'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 /*
  * complete_tasks
@@ -1480,15 +1315,168 @@ $$;
 
 /* ------------------------------------------------------------------------
  * Operating
+ *
+ * Statistics that stay cheap however much history the tables hold.  A
+ * finished run and its tasks never change again, so they are counted
+ * once, after the fact, into one row per workflow (workflow_totals):
+ * a trigger logs every run that ends in workflow_run_ends, an insert-only
+ * table on which no two sessions wait for each other, and tally_runs()
+ * (which prune_runs calls first) moves the logged runs and their tasks
+ * into the totals.  Completing a task writes nothing more than before.
+ * workflow_stats adds to the totals what is not yet in them, all of it
+ * the size of the work in flight rather than of history: runs logged
+ * but not yet tallied, open runs (their completed tasks are initial_tasks
+ * minus remaining_tasks of their step states), and open tasks, found
+ * through the partial indexes.  The finished counts are cumulative, like
+ * those of pg_stat_user_tables: pruning does not lower them.
  * ------------------------------------------------------------------------ */
+
+/* Finished runs and tasks per workflow, as far as they are tallied. */
+CREATE TABLE quantum_flow.workflow_totals (
+    workflow_slug   text        NOT NULL PRIMARY KEY
+                    REFERENCES quantum_flow.workflows (workflow_slug)
+                    ON DELETE CASCADE,
+    runs_completed  bigint      NOT NULL DEFAULT 0,
+    runs_failed     bigint      NOT NULL DEFAULT 0,
+    runs_cancelled  bigint      NOT NULL DEFAULT 0,
+    tasks_completed bigint      NOT NULL DEFAULT 0,
+    tasks_failed    bigint      NOT NULL DEFAULT 0,
+    tasks_cancelled bigint      NOT NULL DEFAULT 0
+);
+
+/*
+ * Runs that have ended and are not yet counted in workflow_totals.  No
+ * foreign key: a run deleted by hand before it was tallied leaves a row
+ * here that the next tally discards.
+ */
+CREATE TABLE quantum_flow.workflow_run_ends (
+    run_id          uuid        NOT NULL PRIMARY KEY,
+    workflow_slug   text        NOT NULL
+);
+
+CREATE INDEX workflow_run_ends_workflow_idx
+    ON quantum_flow.workflow_run_ends (workflow_slug);
+
+/*
+ * _log_run_end
+ *		Trigger function on workflow_runs: log a run that has just ended
+ *		(or was inserted ended) for the next tally.  SECURITY DEFINER, so
+ *		that a role allowed to finish runs needs no privilege on the log.
+ */
+CREATE FUNCTION quantum_flow._log_run_end()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO quantum_flow.workflow_run_ends (run_id, workflow_slug)
+    VALUES (NEW.run_id, NEW.workflow_slug)
+    ON CONFLICT (run_id) DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER workflow_runs_log_end_insert
+    AFTER INSERT ON quantum_flow.workflow_runs
+    FOR EACH ROW
+    WHEN (NEW.status <> 'started')
+    EXECUTE FUNCTION quantum_flow._log_run_end();
+
+CREATE TRIGGER workflow_runs_log_end_update
+    AFTER UPDATE OF status ON quantum_flow.workflow_runs
+    FOR EACH ROW
+    WHEN (OLD.status = 'started' AND NEW.status <> 'started')
+    EXECUTE FUNCTION quantum_flow._log_run_end();
+
+/*
+ * tally_runs
+ *		Count the logged runs that have ended, and their tasks, into
+ *		workflow_totals, and take them off the log; returns the number of
+ *		runs counted.  One statement: log rows a concurrent tally holds
+ *		are skipped, and the totals rows are locked in workflow order, so
+ *		that concurrent tallies neither count a run twice nor deadlock.
+ *		Cheap to call often; prune_runs calls it first.
+ */
+CREATE FUNCTION quantum_flow.tally_runs()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_count bigint;
+BEGIN
+    WITH taken AS (
+        DELETE FROM quantum_flow.workflow_run_ends AS e
+         WHERE e.run_id IN (SELECT x.run_id
+                              FROM quantum_flow.workflow_run_ends AS x
+                               FOR UPDATE SKIP LOCKED)
+        RETURNING e.run_id
+    ), counted AS (
+        /* Runs deleted by hand since they ended drop out here. */
+        SELECT r.workflow_slug,
+               count(*) FILTER (WHERE r.status = 'completed') AS runs_completed,
+               count(*) FILTER (WHERE r.status = 'failed') AS runs_failed,
+               count(*) FILTER (WHERE r.status = 'cancelled') AS runs_cancelled,
+               sum(t.completed) AS tasks_completed,
+               sum(t.failed) AS tasks_failed,
+               sum(t.cancelled) AS tasks_cancelled
+          FROM taken AS k
+          JOIN quantum_flow.workflow_runs AS r ON r.run_id = k.run_id
+         CROSS JOIN LATERAL (
+               SELECT count(*) FILTER (WHERE x.status = 'completed')
+                          AS completed,
+                      count(*) FILTER (WHERE x.status = 'failed') AS failed,
+                      count(*) FILTER (WHERE x.status = 'cancelled')
+                          AS cancelled
+                 FROM quantum_flow.workflow_step_tasks AS x
+                WHERE x.run_id = r.run_id) AS t
+         GROUP BY r.workflow_slug
+    ), added AS (
+        INSERT INTO quantum_flow.workflow_totals AS w
+               (workflow_slug, runs_completed, runs_failed, runs_cancelled,
+                tasks_completed, tasks_failed, tasks_cancelled)
+        SELECT c.workflow_slug, c.runs_completed, c.runs_failed,
+               c.runs_cancelled, c.tasks_completed, c.tasks_failed,
+               c.tasks_cancelled
+          FROM counted AS c
+         ORDER BY c.workflow_slug
+        ON CONFLICT (workflow_slug) DO UPDATE
+           SET runs_completed = w.runs_completed + excluded.runs_completed,
+               runs_failed = w.runs_failed + excluded.runs_failed,
+               runs_cancelled = w.runs_cancelled + excluded.runs_cancelled,
+               tasks_completed = w.tasks_completed + excluded.tasks_completed,
+               tasks_failed = w.tasks_failed + excluded.tasks_failed,
+               tasks_cancelled = w.tasks_cancelled + excluded.tasks_cancelled
+        RETURNING 1
+    )
+    SELECT coalesce(sum(c.runs_completed + c.runs_failed + c.runs_cancelled),
+                    0)
+      INTO v_count
+      FROM counted AS c;
+    RETURN v_count;
+END
+$$;
 
 /*
  * prune_runs
  *		Delete terminal runs that ended before now() - older_than, with
- *		their step states and tasks.  Works in batches of 1000 runs taken
- *		with SKIP LOCKED, so that each statement stays short and a run a
- *		concurrent session holds is left for the next call.  Returns the
- *		number of runs deleted.
+ *		their step states and tasks; returns the number of runs deleted.
+ *
+ * Ended runs are tallied first, so that pruning never loses a count.  A
+ * run still on the log (its tally is in progress elsewhere) or locked by
+ * a concurrent session is left for the next call.  Runs go oldest first
+ * in batches of 1000, each batch starting where the last one ended, so
+ * that no batch walks the index entries of the rows deleted before it.
+ *
+ * The step states and tasks go by the ON DELETE CASCADE of their foreign
+ * keys.  Deleting them explicitly first was measured and is no faster:
+ * the referential triggers fire for every deleted state and run anyway,
+ * and then walk the index entries of the tasks just deleted.  Their cost
+ * per state is small next to deleting the task rows themselves.
+ *
+ * The whole call is one transaction.  To work off a large backlog in
+ * short transactions, call it repeatedly with a decreasing older_than.
  */
 CREATE FUNCTION quantum_flow.prune_runs(older_than interval)
 RETURNS bigint
@@ -1498,6 +1486,8 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_cutoff    timestamptz;
+    v_floor     timestamptz := '-infinity';
+    v_ids       uuid[];
     v_batch     bigint;
     v_total     bigint := 0;
 BEGIN
@@ -1509,22 +1499,36 @@ BEGIN
     END IF;
     v_cutoff := quantum_flow.now() - $1;
 
+    /* Count what ended before deleting any of it. */
+    PERFORM quantum_flow.tally_runs();
+
     LOOP
-        WITH doomed AS (
-            SELECT r.run_id
-              FROM quantum_flow.workflow_runs AS r
-             WHERE r.status <> 'started'
-               AND COALESCE(r.completed_at, r.failed_at, r.cancelled_at)
-                   < v_cutoff
-             LIMIT 1000
-               FOR UPDATE SKIP LOCKED
-        )
+        /* The next batch, through workflow_runs_ended_idx. */
+        SELECT array_agg(b.run_id), max(b.ended_at)
+          INTO v_ids, v_floor
+          FROM (SELECT r.run_id,
+                       COALESCE(r.completed_at, r.failed_at,
+                                r.cancelled_at) AS ended_at
+                  FROM quantum_flow.workflow_runs AS r
+                 WHERE r.status <> 'started'
+                   AND COALESCE(r.completed_at, r.failed_at, r.cancelled_at)
+                       < v_cutoff
+                   AND COALESCE(r.completed_at, r.failed_at, r.cancelled_at)
+                       >= v_floor
+                   AND NOT EXISTS (
+                       SELECT 1 FROM quantum_flow.workflow_run_ends AS e
+                        WHERE e.run_id = r.run_id)
+                 ORDER BY COALESCE(r.completed_at, r.failed_at,
+                                   r.cancelled_at)
+                 LIMIT 1000
+                   FOR UPDATE OF r SKIP LOCKED) AS b;
+        EXIT WHEN v_ids IS NULL;
+
         DELETE FROM quantum_flow.workflow_runs AS r
-         USING doomed AS d
-         WHERE r.run_id = d.run_id;
+         WHERE r.run_id = ANY (v_ids);
         GET DIAGNOSTICS v_batch = ROW_COUNT;
         v_total := v_total + v_batch;
-        EXIT WHEN v_batch < 1000;
+        EXIT WHEN cardinality(v_ids) < 1000;
     END LOOP;
 
     RETURN v_total;
@@ -1533,48 +1537,97 @@ $$;
 
 /*
  * workflow_stats
- *		One row per workflow: runs and tasks by status, and the age of the
- *		oldest claimable task.
+ *		One row per workflow: runs by status, tasks by status, and the age
+ *		of the oldest claimable task.
+ *
+ * runs_started, tasks_queued and tasks_started count what is open now;
+ * the other counts are cumulative, the tallied totals plus what is not
+ * tallied yet (see the head of this section).  A task is claimable as
+ * poll_tasks sees it: queued, or leased with its lease expired, visible,
+ * and with attempts left; oldest_claimable_age is how long the oldest
+ * one has waited, NULL when none waits.  Every part reads through an
+ * index and costs in proportion to the work in flight, so the plan has
+ * no sequential scan of runs, step states or tasks.
  */
 CREATE VIEW quantum_flow.workflow_stats AS
 SELECT w.workflow_slug,
-       coalesce(r.started, 0)     AS runs_started,
-       coalesce(r.completed, 0)   AS runs_completed,
-       coalesce(r.failed, 0)      AS runs_failed,
-       coalesce(r.cancelled, 0)   AS runs_cancelled,
-       coalesce(t.queued, 0)      AS tasks_queued,
-       coalesce(t.started, 0)     AS tasks_started,
-       coalesce(t.completed, 0)   AS tasks_completed,
-       coalesce(t.failed, 0)      AS tasks_failed,
-       coalesce(t.cancelled, 0)   AS tasks_cancelled,
-       quantum_flow.now() - q.oldest_visible_at
-                                  AS oldest_claimable_age
+       o.runs AS runs_started,
+       coalesce(tot.runs_completed, 0) + pr.completed AS runs_completed,
+       coalesce(tot.runs_failed, 0) + pr.failed AS runs_failed,
+       coalesce(tot.runs_cancelled, 0) + pr.cancelled AS runs_cancelled,
+       q.queued AS tasks_queued,
+       q.started AS tasks_started,
+       coalesce(tot.tasks_completed, 0) + pt.completed + od.completed
+           AS tasks_completed,
+       coalesce(tot.tasks_failed, 0) + pt.failed AS tasks_failed,
+       coalesce(tot.tasks_cancelled, 0) + pt.cancelled AS tasks_cancelled,
+       quantum_flow.now() - c.visible_at AS oldest_claimable_age
   FROM quantum_flow.workflows AS w
+  LEFT JOIN quantum_flow.workflow_totals AS tot
+    ON tot.workflow_slug = w.workflow_slug
+ CROSS JOIN LATERAL (
+       /* Open runs, through workflow_runs_open_idx. */
+       SELECT count(*) AS runs
+         FROM quantum_flow.workflow_runs AS r
+        WHERE r.workflow_slug = w.workflow_slug
+          AND r.status = 'started') AS o
+ CROSS JOIN LATERAL (
+       /*
+        * Tasks completed in open runs, from their step states: an open
+        * run has no failed or cancelled task, and a started or completed
+        * step has completed initial_tasks - remaining_tasks of its tasks.
+        */
+       SELECT coalesce(sum(ss.initial_tasks - ss.remaining_tasks), 0)
+                  AS completed
+         FROM quantum_flow.workflow_runs AS r
+         JOIN quantum_flow.workflow_step_states AS ss
+           ON ss.run_id = r.run_id
+        WHERE r.workflow_slug = w.workflow_slug
+          AND r.status = 'started'
+          AND ss.status IN ('started', 'completed')) AS od
+ CROSS JOIN LATERAL (
+       /* Ended runs not yet tallied. */
+       SELECT count(*) FILTER (WHERE r.status = 'completed') AS completed,
+              count(*) FILTER (WHERE r.status = 'failed') AS failed,
+              count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled
+         FROM quantum_flow.workflow_run_ends AS e
+         JOIN quantum_flow.workflow_runs AS r ON r.run_id = e.run_id
+        WHERE e.workflow_slug = w.workflow_slug) AS pr
+ CROSS JOIN LATERAL (
+       /* Their tasks. */
+       SELECT count(*) FILTER (WHERE t.status = 'completed') AS completed,
+              count(*) FILTER (WHERE t.status = 'failed') AS failed,
+              count(*) FILTER (WHERE t.status = 'cancelled') AS cancelled
+         FROM quantum_flow.workflow_run_ends AS e
+         JOIN quantum_flow.workflow_step_tasks AS t ON t.run_id = e.run_id
+        WHERE e.workflow_slug = w.workflow_slug) AS pt
+ CROSS JOIN LATERAL (
+       /* Open tasks, through workflow_step_tasks_claim_idx. */
+       SELECT count(*) FILTER (WHERE t.status = 'queued') AS queued,
+              count(*) FILTER (WHERE t.status = 'started') AS started
+         FROM quantum_flow.workflow_step_tasks AS t
+        WHERE t.workflow_slug = w.workflow_slug
+          AND t.status IN ('queued', 'started')) AS q
   LEFT JOIN LATERAL (
-       SELECT count(*) FILTER (WHERE x.status = 'started')   AS started,
-              count(*) FILTER (WHERE x.status = 'completed') AS completed,
-              count(*) FILTER (WHERE x.status = 'failed')    AS failed,
-              count(*) FILTER (WHERE x.status = 'cancelled') AS cancelled
-         FROM quantum_flow.workflow_runs AS x
-        WHERE x.workflow_slug = w.workflow_slug) AS r ON true
-  LEFT JOIN LATERAL (
-       SELECT count(*) FILTER (WHERE x.status = 'queued')    AS queued,
-              count(*) FILTER (WHERE x.status = 'started')   AS started,
-              count(*) FILTER (WHERE x.status = 'completed') AS completed,
-              count(*) FILTER (WHERE x.status = 'failed')    AS failed,
-              count(*) FILTER (WHERE x.status = 'cancelled') AS cancelled
-         FROM quantum_flow.workflow_step_tasks AS x
-        WHERE x.workflow_slug = w.workflow_slug) AS t ON true
-  LEFT JOIN LATERAL (
-       SELECT min(x.visible_at) AS oldest_visible_at
-         FROM quantum_flow.workflow_step_tasks AS x
-        WHERE x.workflow_slug = w.workflow_slug
-          AND x.status = 'queued'
-          AND x.visible_at <= quantum_flow.now()) AS q ON true;
+       /* The oldest claimable task: the head of the queue. */
+       SELECT t.visible_at
+         FROM quantum_flow.workflow_step_tasks AS t
+        WHERE t.workflow_slug = w.workflow_slug
+          AND t.status IN ('queued', 'started')
+          AND t.visible_at <= quantum_flow.now()
+          AND t.attempts_count < t.max_attempts
+        ORDER BY t.visible_at
+        LIMIT 1) AS c ON true;
 
 /*
  * run_status
- *		A run, its steps and their task counts, as one JSON document.
+ *		A run, its steps and their task counts by status, as one JSON
+ *		document.
+ *
+ * Reads the run, its step states and, through the primary key, the tasks
+ * of its open, failed and cancelled steps: the cost is that of one run,
+ * whatever the size of the tables.  A created step has no task yet, and
+ * a completed step has initial_tasks completed ones, so neither is read.
  */
 CREATE FUNCTION quantum_flow.run_status(run_id uuid)
 RETURNS jsonb
@@ -1607,14 +1660,23 @@ BEGIN
                               'initial_tasks', ss.initial_tasks,
                               'remaining_tasks', ss.remaining_tasks,
                               'error_message', ss.error_message,
-                              'tasks', (
+                              'tasks', CASE
+                                  WHEN ss.status = 'created' THEN '{}'
+                                  WHEN ss.status = 'completed' THEN
+                                      CASE WHEN ss.initial_tasks > 0
+                                           THEN jsonb_build_object(
+                                                    'completed',
+                                                    ss.initial_tasks)
+                                           ELSE '{}' END
+                                  ELSE (
                                   SELECT coalesce(jsonb_object_agg(c.status,
                                                                    c.n), '{}')
                                     FROM (SELECT t.status, count(*) AS n
                                             FROM quantum_flow.workflow_step_tasks AS t
                                            WHERE t.run_id = ss.run_id
                                              AND t.step_slug = ss.step_slug
-                                           GROUP BY t.status) AS c))
+                                           GROUP BY t.status) AS c)
+                                  END)
                               ORDER BY s.step_index)
                      FROM quantum_flow.workflow_step_states AS ss
                      JOIN quantum_flow.workflow_steps AS s
@@ -1630,6 +1692,357 @@ BEGIN
     RETURN v_result;
 END
 $$;
+
+/* ------------------------------------------------------------------------
+ * Invariants
+ * ------------------------------------------------------------------------ */
+
+/*
+ * check_invariants
+ *		Every inconsistency between the engine's counters, states and rows,
+ *		one row per finding; no row means the data is consistent.
+ *
+ * Each branch of the query below is one invariant, checked with one
+ * set-based pass, so that the whole check costs a few sequential scans
+ * and can run after every test or on a schedule.  It reads without
+ * locking: run it when no engine call is in flight (a test between
+ * steps, or a quiet database) or inside a REPEATABLE READ transaction,
+ * which sees one consistent snapshot.
+ *
+ * A task key is compared with compute_idempotency_key only when it has
+ * the form of an engine-made key (32 lower-case hex digits); a custom
+ * key inserted by hand in another form is the caller's business.
+ */
+CREATE FUNCTION quantum_flow.check_invariants()
+RETURNS TABLE (invariant text, detail text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH task_counts AS (
+    /* Per step state: its tasks, by status, and their index range. */
+    SELECT t.run_id, t.step_slug,
+           count(*) AS n,
+           count(*) FILTER (WHERE t.status = 'completed') AS n_completed,
+           count(*) FILTER (WHERE t.status IN ('queued', 'started'))
+               AS n_open,
+           min(t.task_index) AS min_index,
+           max(t.task_index) AS max_index
+      FROM quantum_flow.workflow_step_tasks AS t
+     GROUP BY t.run_id, t.step_slug
+), step_counts AS (
+    /* Per run: its step states, by status. */
+    SELECT ss.run_id,
+           count(*) FILTER (WHERE ss.status <> 'completed') AS n_open,
+           count(*) FILTER (WHERE ss.status = 'failed') AS n_failed
+      FROM quantum_flow.workflow_step_states AS ss
+     GROUP BY ss.run_id
+), dep_counts AS (
+    /* Per step state: its dependencies that have not completed. */
+    SELECT ss.run_id, ss.step_slug,
+           count(*) FILTER (WHERE ds.status IS DISTINCT FROM 'completed')
+               AS n_pending
+      FROM quantum_flow.workflow_step_states AS ss
+      JOIN quantum_flow.workflow_step_deps AS d
+        ON d.workflow_slug = ss.workflow_slug
+       AND d.step_slug = ss.step_slug
+      LEFT JOIN quantum_flow.workflow_step_states AS ds
+        ON ds.run_id = ss.run_id
+       AND ds.step_slug = d.dep_slug
+     GROUP BY ss.run_id, ss.step_slug
+)
+
+/* A started or completed run counts the steps that have not completed. */
+SELECT 'run_remaining_steps',
+       format('run %s (%s) has remaining_steps %s but %s steps not completed',
+              r.run_id, r.status, r.remaining_steps,
+              coalesce(sc.n_open, 0))
+  FROM quantum_flow.workflow_runs AS r
+  LEFT JOIN step_counts AS sc ON sc.run_id = r.run_id
+ WHERE r.status IN ('started', 'completed')
+   AND r.remaining_steps <> coalesce(sc.n_open, 0)
+
+UNION ALL
+/* A completed run's output maps each leaf step to its output. */
+SELECT 'run_output',
+       format('run %s is completed with output %s, expected %s',
+              r.run_id, r.output, l.output)
+  FROM quantum_flow.workflow_runs AS r
+ CROSS JOIN LATERAL (
+       SELECT coalesce(jsonb_object_agg(ss.step_slug, ss.output), '{}')
+                  AS output
+         FROM quantum_flow.workflow_step_states AS ss
+        WHERE ss.run_id = r.run_id
+          AND NOT EXISTS (
+              SELECT 1
+                FROM quantum_flow.workflow_step_deps AS d
+                JOIN quantum_flow.workflow_step_states AS x
+                  ON x.run_id = r.run_id AND x.step_slug = d.step_slug
+               WHERE d.workflow_slug = r.workflow_slug
+                 AND d.dep_slug = ss.step_slug)) AS l
+ WHERE r.status = 'completed'
+   AND r.output IS DISTINCT FROM l.output
+
+UNION ALL
+/* A terminal run has no open step and no open task. */
+SELECT 'terminal_run_open_work',
+       format('run %s is %s but has %s open steps and %s open tasks',
+              r.run_id, r.status,
+              (SELECT count(*) FROM quantum_flow.workflow_step_states AS ss
+                WHERE ss.run_id = r.run_id
+                  AND ss.status IN ('created', 'started')),
+              (SELECT count(*) FROM quantum_flow.workflow_step_tasks AS t
+                WHERE t.run_id = r.run_id
+                  AND t.status IN ('queued', 'started')))
+  FROM quantum_flow.workflow_runs AS r
+ WHERE r.status <> 'started'
+   AND (EXISTS (SELECT 1 FROM quantum_flow.workflow_step_states AS ss
+                 WHERE ss.run_id = r.run_id
+                   AND ss.status IN ('created', 'started'))
+        OR EXISTS (SELECT 1 FROM quantum_flow.workflow_step_tasks AS t
+                    WHERE t.run_id = r.run_id
+                      AND t.status IN ('queued', 'started')))
+
+UNION ALL
+/* A started run has no failed or cancelled step or task. */
+SELECT 'started_run_closed_work',
+       format('run %s is started but its %s "%s" is %s',
+              x.run_id, x.kind, x.name, x.status)
+  FROM quantum_flow.workflow_runs AS r
+  JOIN (SELECT ss.run_id, 'step' AS kind, ss.step_slug AS name, ss.status
+          FROM quantum_flow.workflow_step_states AS ss
+         WHERE ss.status IN ('failed', 'cancelled')
+        UNION ALL
+        SELECT t.run_id, 'task', t.step_slug || '[' || t.task_index || ']',
+               t.status
+          FROM quantum_flow.workflow_step_tasks AS t
+         WHERE t.status IN ('failed', 'cancelled')) AS x
+    ON x.run_id = r.run_id
+ WHERE r.status = 'started'
+
+UNION ALL
+/* A failed run has exactly one failed step, the one that failed it. */
+SELECT 'failed_run_step',
+       format('run %s is failed with %s failed steps',
+              r.run_id, coalesce(sc.n_failed, 0))
+  FROM quantum_flow.workflow_runs AS r
+  LEFT JOIN step_counts AS sc ON sc.run_id = r.run_id
+ WHERE r.status = 'failed'
+   AND coalesce(sc.n_failed, 0) <> 1
+
+UNION ALL
+/* Each status has its timestamp. */
+SELECT 'missing_timestamp',
+       format('%s %s is %s without its timestamp', x.kind, x.name, x.status)
+  FROM (SELECT 'run' AS kind, r.run_id::text AS name, r.status,
+               CASE r.status WHEN 'completed' THEN r.completed_at
+                             WHEN 'failed' THEN r.failed_at
+                             WHEN 'cancelled' THEN r.cancelled_at
+                             ELSE r.started_at END AS at
+          FROM quantum_flow.workflow_runs AS r
+        UNION ALL
+        SELECT 'step', ss.run_id || '/' || ss.step_slug, ss.status,
+               CASE ss.status WHEN 'started' THEN ss.started_at
+                              WHEN 'completed' THEN ss.completed_at
+                              WHEN 'failed' THEN ss.failed_at
+                              WHEN 'cancelled' THEN ss.cancelled_at
+                              ELSE ss.created_at END
+          FROM quantum_flow.workflow_step_states AS ss
+        UNION ALL
+        SELECT 'task',
+               t.run_id || '/' || t.step_slug || '[' || t.task_index || ']',
+               t.status,
+               CASE t.status WHEN 'started' THEN t.started_at
+                             WHEN 'completed' THEN t.completed_at
+                             WHEN 'failed' THEN t.failed_at
+                             WHEN 'cancelled' THEN t.cancelled_at
+                             ELSE t.queued_at END
+          FROM quantum_flow.workflow_step_tasks AS t) AS x
+ WHERE x.at IS NULL
+
+UNION ALL
+/* A step state and its tasks belong to the workflow of their run. */
+SELECT 'workflow_mismatch',
+       format('%s of run %s belongs to workflow "%s", the run to "%s"',
+              x.name, r.run_id, x.workflow_slug, r.workflow_slug)
+  FROM quantum_flow.workflow_runs AS r
+  JOIN (SELECT ss.run_id, 'step "' || ss.step_slug || '"' AS name,
+               ss.workflow_slug
+          FROM quantum_flow.workflow_step_states AS ss
+        UNION ALL
+        SELECT t.run_id,
+               'task "' || t.step_slug || '"[' || t.task_index || ']',
+               t.workflow_slug
+          FROM quantum_flow.workflow_step_tasks AS t) AS x
+    ON x.run_id = r.run_id
+ WHERE x.workflow_slug <> r.workflow_slug
+
+UNION ALL
+/* A created step waits for exactly its dependencies not yet completed. */
+SELECT 'step_remaining_deps',
+       format('step "%s" of run %s has remaining_deps %s but %s dependencies not completed',
+              ss.step_slug, ss.run_id, ss.remaining_deps,
+              coalesce(dc.n_pending, 0))
+  FROM quantum_flow.workflow_step_states AS ss
+  LEFT JOIN dep_counts AS dc
+    ON dc.run_id = ss.run_id AND dc.step_slug = ss.step_slug
+ WHERE ss.status = 'created'
+   AND ss.remaining_deps <> coalesce(dc.n_pending, 0)
+
+UNION ALL
+/* A step that has started did so after all its dependencies completed. */
+SELECT 'step_started_early',
+       format('step "%s" of run %s is %s with remaining_deps %s and %s dependencies not completed',
+              ss.step_slug, ss.run_id, ss.status, ss.remaining_deps,
+              coalesce(dc.n_pending, 0))
+  FROM quantum_flow.workflow_step_states AS ss
+  LEFT JOIN dep_counts AS dc
+    ON dc.run_id = ss.run_id AND dc.step_slug = ss.step_slug
+ WHERE ss.status IN ('started', 'completed')
+   AND (ss.remaining_deps <> 0 OR coalesce(dc.n_pending, 0) <> 0)
+
+UNION ALL
+/*
+ * A step has tasks only once it has started: then exactly initial_tasks
+ * of them, numbered from 0.
+ */
+SELECT 'step_task_count',
+       format('step "%s" of run %s is %s with initial_tasks %s and %s tasks numbered %s to %s',
+              ss.step_slug, ss.run_id, ss.status,
+              coalesce(ss.initial_tasks::text, 'null'),
+              coalesce(tc.n, 0), tc.min_index, tc.max_index)
+  FROM quantum_flow.workflow_step_states AS ss
+  LEFT JOIN task_counts AS tc
+    ON tc.run_id = ss.run_id AND tc.step_slug = ss.step_slug
+ WHERE (ss.status = 'created' AND
+        (ss.initial_tasks IS NOT NULL OR tc.n IS NOT NULL))
+    OR (ss.status IN ('started', 'completed') AND ss.initial_tasks IS NULL)
+    OR (ss.initial_tasks IS NULL AND tc.n IS NOT NULL)
+    OR (ss.initial_tasks IS NOT NULL AND
+        (coalesce(tc.n, 0) <> ss.initial_tasks OR
+         (tc.n > 0 AND (tc.min_index <> 0 OR
+                        tc.max_index <> ss.initial_tasks - 1))))
+
+UNION ALL
+/* A started step still waits for the tasks that have not completed. */
+SELECT 'step_remaining_tasks',
+       format('step "%s" of run %s has remaining_tasks %s, initial_tasks %s and %s completed tasks',
+              ss.step_slug, ss.run_id,
+              coalesce(ss.remaining_tasks::text, 'null'),
+              coalesce(ss.initial_tasks::text, 'null'),
+              coalesce(tc.n_completed, 0))
+  FROM quantum_flow.workflow_step_states AS ss
+  LEFT JOIN task_counts AS tc
+    ON tc.run_id = ss.run_id AND tc.step_slug = ss.step_slug
+ WHERE ss.status = 'started'
+   AND ss.remaining_tasks IS DISTINCT FROM
+       ss.initial_tasks - coalesce(tc.n_completed, 0)
+
+UNION ALL
+/* A completed step has every task completed and none remaining. */
+SELECT 'step_completed_tasks',
+       format('step "%s" of run %s is completed with remaining_tasks %s and %s of %s tasks completed',
+              ss.step_slug, ss.run_id,
+              coalesce(ss.remaining_tasks::text, 'null'),
+              coalesce(tc.n_completed, 0), coalesce(tc.n, 0))
+  FROM quantum_flow.workflow_step_states AS ss
+  LEFT JOIN task_counts AS tc
+    ON tc.run_id = ss.run_id AND tc.step_slug = ss.step_slug
+ WHERE ss.status = 'completed'
+   AND (ss.remaining_tasks IS DISTINCT FROM 0 OR
+        coalesce(tc.n_completed, 0) <> coalesce(tc.n, 0))
+
+UNION ALL
+/* A closed step leaves no task queued or running. */
+SELECT 'step_open_tasks',
+       format('step "%s" of run %s is %s but has %s open tasks',
+              ss.step_slug, ss.run_id, ss.status, tc.n_open)
+  FROM quantum_flow.workflow_step_states AS ss
+  JOIN task_counts AS tc
+    ON tc.run_id = ss.run_id AND tc.step_slug = ss.step_slug
+ WHERE ss.status IN ('completed', 'failed', 'cancelled')
+   AND tc.n_open > 0
+
+UNION ALL
+/*
+ * A completed step's output is its task's output (single), or the array
+ * of its task outputs in task_index order (map).
+ */
+SELECT 'step_output',
+       format('step "%s" of run %s has output %s, its tasks give %s',
+              ss.step_slug, ss.run_id, ss.output, o.output)
+  FROM quantum_flow.workflow_step_states AS ss
+  JOIN quantum_flow.workflow_steps AS s
+    ON s.workflow_slug = ss.workflow_slug AND s.step_slug = ss.step_slug
+ CROSS JOIN LATERAL (
+       SELECT CASE WHEN s.step_type = 'map'
+                   THEN coalesce(jsonb_agg(t.output ORDER BY t.task_index),
+                                 '[]')
+                   ELSE (array_agg(t.output) FILTER (
+                             WHERE t.task_index = 0))[1]
+              END AS output
+         FROM quantum_flow.workflow_step_tasks AS t
+        WHERE t.run_id = ss.run_id AND t.step_slug = ss.step_slug) AS o
+ WHERE ss.status = 'completed'
+   AND ss.output IS DISTINCT FROM o.output
+
+UNION ALL
+/* A started map step has one task per element of the array it maps. */
+SELECT 'map_initial_tasks',
+       format('map step "%s" of run %s has initial_tasks %s over an array of %s elements',
+              ss.step_slug, ss.run_id,
+              coalesce(ss.initial_tasks::text, 'null'),
+              coalesce(jsonb_array_length(src.arr)::text, 'no'))
+  FROM quantum_flow.workflow_step_states AS ss
+  JOIN quantum_flow.workflow_steps AS s
+    ON s.workflow_slug = ss.workflow_slug AND s.step_slug = ss.step_slug
+  JOIN quantum_flow.workflow_runs AS r ON r.run_id = ss.run_id
+ CROSS JOIN LATERAL (
+       SELECT CASE WHEN s.deps_count = 0 THEN r.input
+                   ELSE (SELECT ds.output
+                           FROM quantum_flow.workflow_step_deps AS d
+                           JOIN quantum_flow.workflow_step_states AS ds
+                             ON ds.run_id = ss.run_id
+                            AND ds.step_slug = d.dep_slug
+                          WHERE d.workflow_slug = ss.workflow_slug
+                            AND d.step_slug = ss.step_slug
+                          LIMIT 1)
+              END AS arr) AS m
+ CROSS JOIN LATERAL (
+       SELECT CASE WHEN jsonb_typeof(m.arr) = 'array' THEN m.arr END
+                  AS arr) AS src
+ WHERE s.step_type = 'map'
+   AND ss.status IN ('started', 'completed')
+   AND ss.initial_tasks IS DISTINCT FROM jsonb_array_length(src.arr)
+
+UNION ALL
+/* Attempts stay within bounds that depend on the task's status. */
+SELECT 'task_attempts',
+       format('task "%s"[%s] of run %s is %s with attempts_count %s of max_attempts %s',
+              t.step_slug, t.task_index, t.run_id, t.status,
+              t.attempts_count, t.max_attempts)
+  FROM quantum_flow.workflow_step_tasks AS t
+ WHERE t.attempts_count > t.max_attempts
+    OR (t.status = 'queued' AND t.attempts_count >= t.max_attempts)
+    OR (t.status IN ('started', 'completed', 'failed') AND
+        t.attempts_count < 1)
+
+UNION ALL
+/* An engine-made key is the one compute_idempotency_key gives. */
+SELECT 'task_idempotency_key',
+       format('task "%s"[%s] of run %s has key %s, expected %s',
+              t.step_slug, t.task_index, t.run_id, t.idempotency_key,
+              quantum_flow.compute_idempotency_key(t.workflow_slug,
+                                                   t.step_slug, t.run_id,
+                                                   t.task_index))
+  FROM quantum_flow.workflow_step_tasks AS t
+ WHERE t.idempotency_key ~ '^[0-9a-f]{32}$'
+   AND t.idempotency_key <>
+       quantum_flow.compute_idempotency_key(t.workflow_slug, t.step_slug,
+                                            t.run_id, t.task_index)
+$$;
+
+COMMENT ON FUNCTION quantum_flow.check_invariants() IS
+'every inconsistency between counters, states and rows; no row means consistent';
 
 /* ------------------------------------------------------------------------
  * Privileges: nothing for PUBLIC; see README.md for worker and admin roles.

@@ -5,7 +5,7 @@
  *
  * Each module owns one concern: clock.c the deterministic clock,
  * idempotency.c the task idempotency key, scheduler.c the creation of
- * tasks for ready steps.  This header lists what one module offers the
+ * tasks for ready steps, queue.c the completion of tasks and steps.  This header lists what one module offers the
  * others; SQL-callable entry points are declared next to their code.
  *
  * Copyright (c) 2026, the quantum_flow authors
@@ -20,6 +20,7 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -35,8 +36,19 @@ extern void qf_compute_key(const char *workflow_slug, const char *step_slug,
 						   const pg_uuid_t *run_id, int32 task_index,
 						   char *key);
 
-/* scheduler.c */
+/* scheduler.c; the callers of these are connected to SPI */
 extern void qf_scheduler_init(void);
+extern SPIPlanPtr qf_prepare(SPIPlanPtr *plan, const char *sql, int nargs,
+							 Oid *argtypes);
+extern void qf_exec(SPIPlanPtr plan, Datum *values, const char *nulls,
+					int expected);
+extern int64 qf_start_ready_steps_internal(Datum run_id);
+
+/* queue.c; the callers of these are connected to SPI and hold the run lock */
+extern void qf_step_completed(Datum run_id, const char *step_slug,
+							  const char *workflow_slug, TimestampTz now);
+extern void qf_count_off_tasks(Datum run_id, Datum step_slug, int32 ntasks,
+							   TimestampTz now);
 extern void qf_notify_workflow(const char *workflow_slug);
 
 #endif							/* QUANTUM_FLOW_H */

@@ -70,7 +70,7 @@ static SPIPlanPtr insert_root_single_plan = NULL;
 static SPIPlanPtr insert_single_plan = NULL;
 static SPIPlanPtr map_source_plan = NULL;
 static SPIPlanPtr insert_map_plan = NULL;
-static SPIPlanPtr complete_step_plan = NULL;
+static SPIPlanPtr complete_empty_plan = NULL;
 static SPIPlanPtr fail_run_plan = NULL;
 
 /* Lock the run so that concurrent callers on one run take turns. */
@@ -154,8 +154,12 @@ static const char *const insert_map_sql =
 "       'queued', 0, $4, $5, $6, e.value"
 "  FROM pg_catalog.jsonb_array_elements($7) WITH ORDINALITY AS e(value, ord)";
 
-static const char *const complete_step_sql =
-"SELECT quantum_flow._complete_step($1, $2, '[]'::jsonb)";
+static const char *const complete_empty_sql =
+"UPDATE quantum_flow.workflow_step_states AS ss"
+"   SET status = 'completed', completed_at = $3,"
+"       output = '[]'::jsonb, remaining_tasks = 0"
+" WHERE ss.run_id OPERATOR(pg_catalog.=) $1"
+"   AND ss.step_slug OPERATOR(pg_catalog.=) $2";
 
 static const char *const fail_run_sql =
 "SELECT quantum_flow._fail_run($1, $2, $3, $3)";
@@ -183,14 +187,17 @@ qf_scheduler_init(void)
 
 /*
  * qf_prepare
- *		Prepare and keep a plan the first time it is needed.
+ *		Prepare and keep a plan the first time it is needed.  Plans are
+ *		generic: their statements are short and their parameters do not
+ *		change the best plan, so re-planning per call would be waste.
  */
-static SPIPlanPtr
+SPIPlanPtr
 qf_prepare(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, argtypes,
+										   CURSOR_OPT_GENERIC_PLAN);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
@@ -206,7 +213,7 @@ qf_prepare(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
  * qf_exec
  *		Run a saved plan, failing loudly on an SPI error.
  */
-static void
+void
 qf_exec(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 {
 	int			ret = SPI_execute_plan(plan, values, nulls, false, 0);
@@ -446,18 +453,23 @@ qf_fail_type_violation(Datum run_id, QfReadyStep *step)
 
 /*
  * qf_complete_empty_map
- *		A map step over [] has nothing to do: complete it with [].
+ *		A map step over [] has nothing to do: complete it with [] and tell
+ *		its dependents and its run.
  */
 static void
-qf_complete_empty_map(Datum run_id, QfReadyStep *step)
+qf_complete_empty_map(Datum run_id, const char *workflow_slug,
+					  QfReadyStep *step, TimestampTz now)
 {
-	Oid			argtypes[2] = {UUIDOID, TEXTOID};
-	Datum		values[2];
+	Oid			argtypes[3] = {UUIDOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3];
 
 	values[0] = run_id;
 	values[1] = CStringGetTextDatum(step->step_slug);
-	qf_exec(qf_prepare(&complete_step_plan, complete_step_sql, 2, argtypes),
-			values, NULL, SPI_OK_SELECT);
+	values[2] = TimestampTzGetDatum(now);
+	qf_exec(qf_prepare(&complete_empty_plan, complete_empty_sql, 3,
+					   argtypes),
+			values, NULL, SPI_OK_UPDATE);
+	qf_step_completed(run_id, step->step_slug, workflow_slug, now);
 }
 
 /*
@@ -465,7 +477,7 @@ qf_complete_empty_map(Datum run_id, QfReadyStep *step)
  *		The work of start_ready_steps; the caller is connected to SPI.
  *		Returns the number of tasks created.
  */
-static int64
+int64
 qf_start_ready_steps_internal(Datum run_id)
 {
 	Oid			argtypes[1] = {UUIDOID};
@@ -531,7 +543,7 @@ qf_start_ready_steps_internal(Datum run_id)
 				/* Over [] it completes now and may free its dependents. */
 				if (step->ntasks == 0)
 				{
-					qf_complete_empty_map(run_id, step);
+					qf_complete_empty_map(run_id, workflow_slug, step, now);
 					cascaded = true;
 				}
 			}
