@@ -16,7 +16,10 @@
  * first (FOR NO KEY UPDATE), then its task rows, then its step states.
  * poll_tasks locks task rows with SKIP LOCKED, so it never waits for them,
  * and takes a run lock only with SKIP LOCKED too.  No cycle of waits can
- * form, so the engine cannot deadlock with itself.
+ * form as long as a transaction that polls commits before it completes,
+ * fails or heartbeats: the claim locks of poll_tasks are the one
+ * exception to the order, which is why workers commit after polling (they
+ * do the work outside the database anyway).
  *
  *-------------------------------------------------------------------------
  */
@@ -1032,6 +1035,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_status text;
 BEGIN
     PERFORM quantum_flow._require($1, 'run_id');
     PERFORM quantum_flow._require($2, 'step_slug');
@@ -1044,12 +1049,24 @@ BEGIN
                   DETAIL = format('The lease given was %s.', $5);
     END IF;
 
+    /*
+     * The run first: that is the lock order.  Without it, a transaction
+     * that heartbeats and then completes could deadlock with a final
+     * failure of the same run.
+     */
+    SELECT r.status INTO v_status
+      FROM quantum_flow.workflow_runs AS r
+     WHERE r.run_id = $1
+       FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        PERFORM quantum_flow._no_run($1);
+    END IF;
+
     UPDATE quantum_flow.workflow_step_tasks AS t
        SET visible_at = quantum_flow.now() + $5
-      FROM quantum_flow.workflow_runs AS r
      WHERE t.run_id = $1 AND t.step_slug = $2 AND t.task_index = $3
        AND t.status = 'started' AND t.attempts_count = $4
-       AND r.run_id = t.run_id AND r.status = 'started';
+       AND v_status = 'started';
     IF FOUND THEN
         RETURN true;
     END IF;
