@@ -25,7 +25,8 @@ PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter \
 
 REGRESS      = idempotency clock
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
-ISOLATION    = start_ready_steps_race
+ISOLATION    = start_ready_steps_race poll_poll complete_vs_reclaim \
+               complete_vs_cancel start_run_idempotency notify
 ISOLATION_OPTS = --inputdir=. --outputdir=test/results/isolation
 
 ifneq ($(wildcard test/t/*.pl),)

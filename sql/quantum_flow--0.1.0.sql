@@ -954,9 +954,11 @@ BEGIN
     END IF;
 
     /*
-     * Every lease that ran out on the last attempt fails its run.  A run
-     * another session holds is left to the next poll; a task whose run
-     * this loop already failed was cancelled with it and is skipped.
+     * Every lease that ran out on the last attempt fails its run.  The
+     * candidates are read without locks; each run is then locked before
+     * its task, the engine's lock order, and a run another session holds
+     * is left to the next poll.  A task whose run this loop already failed
+     * was cancelled with it and no longer qualifies.
      */
     FOR v_expired IN
         SELECT t.run_id, t.step_slug, t.task_index, t.attempts_count
@@ -966,17 +968,26 @@ BEGIN
            AND t.attempts_count >= t.max_attempts
            AND t.visible_at <= v_now
          ORDER BY t.visible_at
-           FOR UPDATE SKIP LOCKED
     LOOP
         PERFORM 1 FROM quantum_flow.workflow_runs AS r
          WHERE r.run_id = v_expired.run_id AND r.status = 'started'
            FOR NO KEY UPDATE SKIP LOCKED;
-        IF FOUND THEN
-            PERFORM quantum_flow._fail_task_final(
-                v_expired.run_id, v_expired.step_slug, v_expired.task_index,
-                format('timed out: the lease of attempt %s expired',
-                       v_expired.attempts_count));
-        END IF;
+        CONTINUE WHEN NOT FOUND;
+
+        PERFORM 1 FROM quantum_flow.workflow_step_tasks AS t
+         WHERE t.run_id = v_expired.run_id
+           AND t.step_slug = v_expired.step_slug
+           AND t.task_index = v_expired.task_index
+           AND t.status = 'started'
+           AND t.attempts_count >= t.max_attempts
+           AND t.visible_at <= v_now
+           FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;
+
+        PERFORM quantum_flow._fail_task_final(
+            v_expired.run_id, v_expired.step_slug, v_expired.task_index,
+            format('timed out: the lease of attempt %s expired',
+                   v_expired.attempts_count));
     END LOOP;
 
     /* Claim: queued tasks, and leased ones that have attempts left. */
