@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# test/suites/python_worker.sh: the Python reference worker, end to end.
+#
+# Called by test/run.sh with a scratch directory as $1, after the extension
+# was installed.  Installs python3-psycopg when it is missing, then runs
+# examples/python/test_worker.py against a throwaway cluster: real worker
+# processes, one killed with SIGKILL, one stopped with SIGTERM.  Exits
+# non-zero on any failure.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+scratch=${1:-$(mktemp -d)}
+
+# Debian's psycopg 3 installs for /usr/bin/python3 only.
+"$top/test/deps.sh" python3-psycopg
+
+# A port that no server uses: pg_virtualenv -t otherwise takes the first
+# port from 5432 that its own throwaway configuration does not know,
+# whether or not another cluster already listens there.
+for PGPORT in $(shuf -i 55000-59999 -n 50); do
+	[ -e "/var/run/postgresql/.s.PGSQL.$PGPORT" ] && continue
+	(exec 3<>"/dev/tcp/127.0.0.1/$PGPORT") 2>/dev/null || break
+done
+export PGPORT
+
+export PYTHONPYCACHEPREFIX="$scratch/pycache"
+cd "$scratch"
+timeout 240 pg_virtualenv -t \
+	/usr/bin/python3 "$top/examples/python/test_worker.py"
