@@ -62,8 +62,12 @@ count_prove() {
 	failed=$((failed + bad))
 }
 
+. "$top/test/lib.sh"
+
 # 1. pg_regress, isolation and TAP, through PGXS installcheck.
 echo "== pg_regress, isolation and TAP tests"
+PGPORT=$(qf_free_port) || exit 1
+export PGPORT
 "${as_user[@]}" pg_virtualenv -t -- make -C "$work/tree" -s installcheck \
 	2>&1 | tee "$log/installcheck.out"
 status=${PIPESTATUS[0]}
@@ -79,6 +83,7 @@ fi
 
 # 2. pgTAP.
 echo "== pgTAP tests"
+PGPORT=$(qf_free_port) || exit 1
 "${as_user[@]}" pg_virtualenv -t -- sh -c \
 	"cd '$work/tree' && pg_prove --failures test/pgtap/*.sql" \
 	2>&1 | tee "$log/pgtap.out"

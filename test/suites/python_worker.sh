@@ -14,13 +14,9 @@ scratch=${1:-$(mktemp -d)}
 # Debian's psycopg 3 installs for /usr/bin/python3 only.
 "$top/test/deps.sh" python3-psycopg
 
-# A port that no server uses: pg_virtualenv -t otherwise takes the first
-# port from 5432 that its own throwaway configuration does not know,
-# whether or not another cluster already listens there.
-for PGPORT in $(shuf -i 55000-59999 -n 50); do
-	[ -e "/var/run/postgresql/.s.PGSQL.$PGPORT" ] && continue
-	(exec 3<>"/dev/tcp/127.0.0.1/$PGPORT") 2>/dev/null || break
-done
+# A free port for the throwaway cluster.
+. "$top/test/lib.sh"
+PGPORT=$(qf_free_port)
 export PGPORT
 
 export PYTHONPYCACHEPREFIX="$scratch/pycache"
