@@ -26,7 +26,9 @@ PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter \
 REGRESS      = idempotency clock
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
 ISOLATION    = start_ready_steps_race poll_poll complete_vs_reclaim \
-               complete_vs_cancel start_run_idempotency notify
+               complete_vs_cancel start_run_idempotency notify tally_prune \
+               complete_vs_fail fail_vs_cancel prune_vs_complete \
+               poll_vs_fail_final deadlock_check
 ISOLATION_OPTS = --inputdir=. --outputdir=test/results/isolation
 
 ifneq ($(wildcard test/t/*.pl),)

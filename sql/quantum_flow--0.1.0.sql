@@ -10,7 +10,9 @@
  * Every function either is C with schema-qualified SPI, or carries
  * SET search_path = pg_catalog, pg_temp and names the extension's objects
  * with their schema, so that no caller's search_path changes what a
- * function means.
+ * function means.  The API functions run with the owner's rights
+ * (SECURITY DEFINER, set in the Privileges section at the end), so that
+ * a role needs EXECUTE on them and nothing else.
  *
  * Lock order, followed by every function that changes a run: the run row
  * first (FOR NO KEY UPDATE), then its task rows, then its step states.
@@ -1443,9 +1445,11 @@ BEGIN
     ), counted AS (
         /* Runs deleted by hand since they ended drop out here. */
         SELECT r.workflow_slug,
-               count(*) FILTER (WHERE r.status = 'completed') AS runs_completed,
+               count(*) FILTER (WHERE r.status = 'completed')
+                   AS runs_completed,
                count(*) FILTER (WHERE r.status = 'failed') AS runs_failed,
-               count(*) FILTER (WHERE r.status = 'cancelled') AS runs_cancelled,
+               count(*) FILTER (WHERE r.status = 'cancelled')
+                   AS runs_cancelled,
                sum(t.completed) AS tasks_completed,
                sum(t.failed) AS tasks_failed,
                sum(t.cancelled) AS tasks_cancelled
@@ -1525,7 +1529,12 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The interval given was %s.', $1);
     END IF;
-    v_cutoff := quantum_flow.now() - $1;
+    /* An interval reaching before the first timestamp spares every run. */
+    BEGIN
+        v_cutoff := quantum_flow.now() - $1;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        v_cutoff := '-infinity';
+    END;
 
     /* Count what ended before deleting any of it. */
     PERFORM quantum_flow.tally_runs();
@@ -1700,7 +1709,8 @@ BEGIN
                                   SELECT coalesce(jsonb_object_agg(c.status,
                                                                    c.n), '{}')
                                     FROM (SELECT t.status, count(*) AS n
-                                            FROM quantum_flow.workflow_step_tasks AS t
+                                            FROM quantum_flow
+                                                 .workflow_step_tasks AS t
                                            WHERE t.run_id = ss.run_id
                                              AND t.step_slug = ss.step_slug
                                            GROUP BY t.status) AS c)
@@ -1931,7 +1941,8 @@ SELECT 'step_started_early',
 UNION ALL
 /*
  * A step has tasks only once it has started: then exactly initial_tasks
- * of them, numbered from 0.
+ * of them, numbered from 0.  A step that its run's failure cut short
+ * before its tasks were made (so now failed or cancelled) has none.
  */
 SELECT 'step_task_count',
        format('step "%s" of run %s is %s with initial_tasks %s and %s tasks numbered %s to %s',
@@ -1945,10 +1956,11 @@ SELECT 'step_task_count',
         (ss.initial_tasks IS NOT NULL OR tc.n IS NOT NULL))
     OR (ss.status IN ('started', 'completed') AND ss.initial_tasks IS NULL)
     OR (ss.initial_tasks IS NULL AND tc.n IS NOT NULL)
-    OR (ss.initial_tasks IS NOT NULL AND
-        (coalesce(tc.n, 0) <> ss.initial_tasks OR
-         (tc.n > 0 AND (tc.min_index <> 0 OR
-                        tc.max_index <> ss.initial_tasks - 1))))
+    OR (ss.initial_tasks > 0 AND tc.n IS NULL AND
+        ss.status IN ('started', 'completed'))
+    OR (ss.initial_tasks IS NOT NULL AND tc.n IS NOT NULL AND
+        (tc.n <> ss.initial_tasks OR tc.min_index <> 0 OR
+         tc.max_index <> ss.initial_tasks - 1))
 
 UNION ALL
 /* A started step still waits for the tasks that have not completed. */
@@ -2073,9 +2085,87 @@ COMMENT ON FUNCTION quantum_flow.check_invariants() IS
 'every inconsistency between counters, states and rows; no row means consistent';
 
 /* ------------------------------------------------------------------------
- * Privileges: nothing for PUBLIC; see README.md for worker and admin roles.
+ * Privileges
+ *
+ * The API functions run with the rights of the extension's owner
+ * (SECURITY DEFINER), so a role needs nothing but USAGE on the schema
+ * and EXECUTE on the API functions it calls: no privilege on the tables,
+ * and none on the internal helpers.  A worker therefore changes states
+ * only through the API's rules; it cannot fail a run it does not work
+ * on, or rewrite a row, because it can neither call _fail_run nor write
+ * to a table.  README.md lists the grants of a worker and an admin role.
+ *
+ * A SECURITY DEFINER function must not let its caller choose what its
+ * names mean.  Each one has search_path = pg_catalog, pg_temp: pg_temp
+ * is named last, so that no temporary table or type can shadow a name,
+ * and PostgreSQL never looks up functions or operators in pg_temp.  The
+ * PL/pgSQL functions carry that setting from their CREATE FUNCTION; the
+ * C ones get it here, on top of their schema-qualified SPI queries.
+ *
+ * The clock functions stay SECURITY INVOKER on purpose: they set
+ * quantum_flow.clock_override, a SUSET parameter, with the caller's own
+ * right to set it, so that EXECUTE on set_clock alone moves nothing.  The
+ * internal helpers (names starting with "_", is_valid_slug and the
+ * trigger function fill_idempotency_key) are for the API's use only and
+ * are granted to no one.
  * ------------------------------------------------------------------------ */
 
+/* The C functions that run SPI: a fixed search_path, as defense in depth. */
+ALTER FUNCTION quantum_flow.complete_task(uuid, text, integer, jsonb,
+                                          integer)
+    SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION quantum_flow.start_ready_steps(uuid)
+    SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION quantum_flow._count_off_tasks(uuid, text, integer)
+    SET search_path = pg_catalog, pg_temp;
+
+/* Defining workflows. */
+ALTER FUNCTION quantum_flow.create_workflow(text, integer, integer, integer)
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.add_step(text, text, text[], text, integer,
+                                     integer, integer, integer)
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.define_workflow(text, jsonb)
+    SECURITY DEFINER;
+
+/* Running. */
+ALTER FUNCTION quantum_flow.start_run(text, jsonb, uuid, text)
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.start_ready_steps(uuid)
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.cancel_run(uuid, text)
+    SECURITY DEFINER;
+
+/* Working. */
+ALTER FUNCTION quantum_flow.poll_tasks(text, text, integer, interval)
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.extend_lease(uuid, text, integer, integer,
+                                         interval)
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.complete_task(uuid, text, integer, jsonb,
+                                          integer)
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.complete_tasks(uuid[], text[], integer[],
+                                           jsonb[], integer[])
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.fail_task(uuid, text, integer, text, integer)
+    SECURITY DEFINER;
+
+/* Operating. */
+ALTER FUNCTION quantum_flow.tally_runs()
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.prune_runs(interval)
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.run_status(uuid)
+    SECURITY DEFINER;
+ALTER FUNCTION quantum_flow.check_invariants()
+    SECURITY DEFINER;
+
+/*
+ * Nothing for PUBLIC.  The view workflow_stats reads the tables with its
+ * owner's rights, so SELECT on the view is all a reader needs besides
+ * EXECUTE on quantum_flow.now(), which the view calls with the reader's.
+ */
 REVOKE ALL ON SCHEMA quantum_flow FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA quantum_flow FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA quantum_flow FROM PUBLIC;
