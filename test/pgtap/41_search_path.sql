@@ -14,11 +14,17 @@
  * fooled by the evil "=".  Both runs must see exactly what a clean
  * search_path gives: keys equal to the real MD5 expression, timestamps
  * equal to the frozen clock, and the right states.
+ *
+ * Last, the API functions run with their owner's rights, so the same is
+ * shown for a worker and an admin that are not superusers and try to
+ * slip their own objects in: look-alikes that log their calls in a schema
+ * ahead of pg_catalog, and temporary tables, a type and functions named
+ * like the engine's in pg_temp, which they put first.
  */
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS quantum_flow;
-SELECT plan(46);
+SELECT plan(58);
 
 SET LOCAL TimeZone = 'UTC';
 
@@ -464,6 +470,291 @@ SELECT is((SELECT count(*) FROM quantum_flow.workflow_runs), 0::bigint,
           'nothing is left of the runs after pruning');
 SELECT is((SELECT count(*) FROM quantum_flow.workflow_step_tasks), 0::bigint,
           'nor of their tasks');
+
+/* ------------------------------------------------------------------------
+ * Owner's rights: a caller's objects are never reached
+ *
+ * The API functions run with their owner's rights, so a look-alike they
+ * reached would run with those rights too.  Schema "trap" holds a
+ * look-alike of every function of quantum_flow and of a few built-ins,
+ * and "=" on text, uuid and integer; each one logs its call.  A worker
+ * and an admin without superuser rights put "trap" first in their
+ * search_path, and pg_temp before it, where the worker has made
+ * temporary tables named like the engine's tables and views, a type
+ * named like claimed_task, and temporary look-alikes of functions.  Then
+ * they run a workflow through the API.  Nothing may be logged, the
+ * temporary tables must be untouched, and the results must be right.
+ * ------------------------------------------------------------------------ */
+
+CREATE SCHEMA trap;
+CREATE TABLE trap.calls (name text, by_role name);
+GRANT USAGE ON SCHEMA trap TO PUBLIC;
+GRANT INSERT ON trap.calls TO PUBLIC;
+
+/* A function logging a call of p_name and returning nothing useful. */
+CREATE FUNCTION pg_temp.look_alike(p_schema text, p_name text, p_args text,
+                                   p_result text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format(
+        'CREATE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE plpgsql '
+        'AS $b$ BEGIN INSERT INTO trap.calls VALUES (%L, current_user); '
+        '%s END $b$',
+        p_schema, p_name, p_args, p_result, p_name,
+        CASE WHEN p_result ~ '^(SETOF |TABLE\()' OR p_result = 'void'
+             THEN 'RETURN;' ELSE 'RETURN NULL;' END);
+END
+$$;
+
+SELECT pg_temp.look_alike('trap', f.name, f.args, f.result)
+  FROM (SELECT p.proname::text, pg_get_function_identity_arguments(p.oid),
+               pg_get_function_result(p.oid)
+          FROM pg_proc AS p
+         WHERE p.pronamespace = 'quantum_flow'::regnamespace
+        UNION ALL
+        VALUES ('md5', 'text', 'text'),
+               ('gen_random_uuid', '', 'uuid'),
+               ('jsonb_typeof', 'jsonb', 'text'),
+               ('jsonb_array_length', 'jsonb', 'integer'))
+       AS f(name, args, result)
+ ORDER BY f.name, f.args;
+
+CREATE FUNCTION trap.eq_text(text, text) RETURNS boolean LANGUAGE sql
+AS $$ INSERT INTO trap.calls VALUES ('= text', current_user)
+      RETURNING true $$;
+CREATE FUNCTION trap.eq_uuid(uuid, uuid) RETURNS boolean LANGUAGE sql
+AS $$ INSERT INTO trap.calls VALUES ('= uuid', current_user)
+      RETURNING true $$;
+CREATE FUNCTION trap.eq_int(integer, integer) RETURNS boolean LANGUAGE sql
+AS $$ INSERT INTO trap.calls VALUES ('= integer', current_user)
+      RETURNING true $$;
+CREATE OPERATOR trap.= (LEFTARG = text, RIGHTARG = text,
+                        FUNCTION = trap.eq_text);
+CREATE OPERATOR trap.= (LEFTARG = uuid, RIGHTARG = uuid,
+                        FUNCTION = trap.eq_uuid);
+CREATE OPERATOR trap.= (LEFTARG = integer, RIGHTARG = integer,
+                        FUNCTION = trap.eq_int);
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA trap TO PUBLIC;
+
+/* The roles of the README, neither of them a superuser. */
+CREATE ROLE qf_test_sp_worker NOLOGIN;
+CREATE ROLE qf_test_sp_admin NOLOGIN IN ROLE qf_test_sp_worker;
+GRANT USAGE ON SCHEMA quantum_flow TO qf_test_sp_worker;
+GRANT EXECUTE ON FUNCTION
+    quantum_flow.poll_tasks(text, text, integer, interval),
+    quantum_flow.extend_lease(uuid, text, integer, integer, interval),
+    quantum_flow.complete_task(uuid, text, integer, jsonb, integer),
+    quantum_flow.complete_tasks(uuid[], text[], integer[], jsonb[],
+                                integer[]),
+    quantum_flow.fail_task(uuid, text, integer, text, integer),
+    quantum_flow.now(),
+    quantum_flow.compute_idempotency_key(text, text, uuid, integer)
+    TO qf_test_sp_worker;
+GRANT EXECUTE ON FUNCTION
+    quantum_flow.define_workflow(text, jsonb),
+    quantum_flow.start_run(text, jsonb, uuid, text),
+    quantum_flow.cancel_run(uuid, text),
+    quantum_flow.run_status(uuid),
+    quantum_flow.tally_runs(),
+    quantum_flow.check_invariants()
+    TO qf_test_sp_admin;
+GRANT SELECT ON quantum_flow.workflow_stats TO qf_test_sp_admin;
+
+/*
+ * Run p_sql as p_role with the look-alikes first in the search_path, and
+ * return the first column of its first row, if it is a query.
+ */
+CREATE FUNCTION pg_temp.as_caller(p_role text, p_sql text)
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_path      text := pg_catalog.current_setting('search_path');
+    v_query     boolean := p_sql ~* '^\s*SELECT\s';
+    v_result    text;
+BEGIN
+    PERFORM pg_catalog.set_config('role', p_role, true);
+    PERFORM pg_catalog.set_config('search_path', 'pg_temp, trap, pg_catalog',
+                                  true);
+    IF v_query THEN
+        EXECUTE p_sql INTO v_result;
+    ELSE
+        EXECUTE p_sql;
+    END IF;
+    PERFORM pg_catalog.set_config('search_path', v_path, true);
+    PERFORM pg_catalog.set_config('role', 'none', true);
+    RETURN v_result;
+END
+$$;
+
+/* The worker's own temporary objects, named like the engine's. */
+SELECT pg_temp.as_caller('qf_test_sp_worker', format(
+           'CREATE TEMP TABLE %I AS SELECT %L::text AS junk', c.relname,
+           'planted'))
+  FROM pg_class AS c
+ WHERE c.relnamespace = 'quantum_flow'::regnamespace
+   AND c.relkind IN ('r', 'v')
+ ORDER BY c.relname;
+SELECT pg_temp.as_caller('qf_test_sp_worker',
+                         'CREATE TYPE pg_temp.claimed_task AS (junk text)');
+SELECT pg_temp.as_caller('qf_test_sp_worker', format(
+           'SELECT pg_temp.look_alike(%L, %L, %L, %L)', 'pg_temp', f.name,
+           f.args, f.result))
+  FROM (VALUES ('now', '', 'timestamptz'),
+               ('is_valid_slug', 'text', 'boolean'),
+               ('_require', 'anyelement, text', 'void'),
+               ('_no_task', 'uuid, text, integer', 'void'),
+               ('_fail_run', 'uuid, text, text, text', 'void'),
+               ('_fail_task_final', 'uuid, text, integer, text', 'void'),
+               ('_count_off_tasks', 'uuid, text, integer', 'void'),
+               ('start_ready_steps', 'uuid', 'integer'),
+               ('compute_idempotency_key', 'text, text, uuid, integer',
+                'varchar'),
+               ('md5', 'text', 'text')) AS f(name, args, result)
+ ORDER BY f.name;
+SELECT is((SELECT count(*) FROM pg_class AS c
+            WHERE c.relnamespace = pg_my_temp_schema()
+              AND c.relowner = 'qf_test_sp_worker'::regrole
+              AND c.relkind = 'r'),
+          (SELECT count(*) FROM pg_class AS c
+            WHERE c.relnamespace = 'quantum_flow'::regnamespace
+              AND c.relkind IN ('r', 'v')),
+          'the worker has planted a temporary table for every table and '
+          'view of the engine');
+
+/* The workflow, run by the two roles with the planted search_path. */
+SELECT quantum_flow.set_clock('2025-07-07 07:07:07+00');
+SELECT is(pg_temp.as_caller('qf_test_sp_admin', $q$
+    SELECT (quantum_flow.define_workflow('sp_definer', '{
+        "max_attempts": 2, "base_delay": 3, "timeout": 20,
+        "steps": [{"slug": "total", "depends_on": ["items"]},
+                  {"slug": "items", "type": "map"}]}')).workflow_slug
+    $q$), 'sp_definer', 'definer: define_workflow works');
+SELECT is(pg_temp.as_caller('qf_test_sp_admin', $q$
+    SELECT (quantum_flow.start_run('sp_definer', '[1, 2]',
+            '43000000-0000-0000-0000-000000000001')).status || ' ' ||
+           (quantum_flow.start_run('sp_definer', '[5]',
+            '43000000-0000-0000-0000-000000000002')).status
+    $q$), 'started started', 'definer: start_run works');
+SELECT is(pg_temp.as_caller('qf_test_sp_worker', $q$
+    SELECT string_agg(format('%s/%s/%s/%s/%s/%s', c.run_id, c.task_index,
+                             c.attempt, c.idempotency_key, c.input,
+                             c.lease_expires_at), ' '
+                      ORDER BY c.run_id, c.task_index)
+      FROM quantum_flow.poll_tasks('sp_definer', 'w', 10) AS c
+    $q$),
+    format('%1$s/0/1/%3$s/1/%6$s %1$s/1/1/%4$s/2/%6$s %2$s/0/1/%5$s/5/%6$s',
+           '43000000-0000-0000-0000-000000000001',
+           '43000000-0000-0000-0000-000000000002',
+           md5('sp_definer::items::'
+               '43000000-0000-0000-0000-000000000001::0'),
+           md5('sp_definer::items::'
+               '43000000-0000-0000-0000-000000000001::1'),
+           md5('sp_definer::items::'
+               '43000000-0000-0000-0000-000000000002::0'),
+           '2025-07-07 07:07:27+00'),
+    'definer: poll_tasks hands out the right tasks, keys, inputs and '
+    'leases');
+SELECT is(pg_temp.as_caller('qf_test_sp_worker', $q$
+    SELECT quantum_flow.extend_lease('43000000-0000-0000-0000-000000000001',
+                                     'items', 0, 1, '1 minute')::text
+           || ' ' ||
+           (quantum_flow.complete_task('43000000-0000-0000-0000-000000000001',
+                                       'items', 0, '10')).status
+           || ' ' ||
+           quantum_flow.complete_tasks(
+               '{43000000-0000-0000-0000-000000000001}', '{items}', '{1}',
+               '{20}')
+           || ' ' ||
+           (quantum_flow.fail_task('43000000-0000-0000-0000-000000000002',
+                                   'items', 0, 'flaky')).visible_at
+    $q$), 'true completed 1 2025-07-07 07:07:10+00',
+    'definer: extend_lease, complete_task, complete_tasks and fail_task '
+    'work');
+SELECT quantum_flow.advance_clock('3 seconds');
+SELECT is(pg_temp.as_caller('qf_test_sp_worker', $q$
+    SELECT string_agg(format('%s/%s/%s', c.step_slug, c.attempt, c.input),
+                      ' ' ORDER BY c.run_id)
+      FROM quantum_flow.poll_tasks('sp_definer', 'w', 10) AS c
+    $q$), 'total/1/{"items": [10, 20]} items/2/5',
+    'definer: the next poll hands out the dependent step and the retry');
+SELECT is(pg_temp.as_caller('qf_test_sp_worker', $q$
+    SELECT (quantum_flow.complete_task('43000000-0000-0000-0000-000000000001',
+                                       'total', 0, '30', 1)).status
+           || ' ' ||
+           (quantum_flow.fail_task('43000000-0000-0000-0000-000000000002',
+                                   'items', 0, 'broken', 2)).status
+    $q$), 'completed failed',
+    'definer: the last completion and the last failure');
+SELECT is(pg_temp.as_caller('qf_test_sp_admin', $q$
+    SELECT (quantum_flow.run_status(
+                '43000000-0000-0000-0000-000000000001') ->> 'status')
+           || ' ' ||
+           (quantum_flow.cancel_run(
+                '43000000-0000-0000-0000-000000000002')).status
+           || ' ' ||
+           (SELECT s.runs_completed || '/' || s.runs_failed
+              FROM quantum_flow.workflow_stats AS s
+             ORDER BY s.workflow_slug LIMIT 1)
+           || ' ' || quantum_flow.tally_runs()
+           || ' ' || (SELECT count(*) FROM quantum_flow.check_invariants())
+    $q$), 'completed failed 1/1 2 0',
+    'definer: run_status, cancel_run, workflow_stats, tally_runs and '
+    'check_invariants work');
+
+/* What happened, with a clean search_path. */
+
+/* Each planted table, as "name: rows/rows as planted". */
+CREATE FUNCTION pg_temp.planted()
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_rel       record;
+    v_n         text;
+    v_result    text[] := '{}';
+BEGIN
+    FOR v_rel IN
+        SELECT c.relname FROM pg_class AS c
+         WHERE c.relnamespace = pg_my_temp_schema()
+           AND c.relowner = 'qf_test_sp_worker'::regrole
+           AND c.relkind = 'r'
+         ORDER BY c.relname
+    LOOP
+        EXECUTE format('SELECT count(*) || %L || '
+                       '       count(*) FILTER (WHERE t.junk = %L) '
+                       '  FROM pg_temp.%I AS t', '/', 'planted',
+                       v_rel.relname)
+           INTO v_n;
+        v_result := v_result || (v_rel.relname || ': ' || v_n);
+    END LOOP;
+    RETURN array_to_string(v_result, ', ');
+END
+$$;
+
+SELECT results_eq(
+    $$SELECT r.run_id::text, r.status, r.output, r.error_message
+        FROM quantum_flow.workflow_runs AS r
+       ORDER BY r.run_id$$,
+    $$VALUES ('43000000-0000-0000-0000-000000000001'::text,
+              'completed'::text, '{"total": 30}'::jsonb, NULL::text),
+             ('43000000-0000-0000-0000-000000000002', 'failed', NULL,
+              'step "items" failed: broken')$$,
+    'definer: the runs ended as they should');
+SELECT is_empty($$SELECT name, by_role FROM trap.calls ORDER BY 1, 2$$,
+                'definer: no look-alike was ever called');
+SELECT is(pg_temp.planted(),
+          (SELECT string_agg(c.relname || ': 1/1', ', ' ORDER BY c.relname)
+             FROM pg_class AS c
+            WHERE c.relnamespace = 'quantum_flow'::regnamespace
+              AND c.relkind IN ('r', 'v')),
+          'definer: each planted table still holds its one row and no more');
+SELECT is((SELECT rolsuper FROM pg_roles
+            WHERE rolname = 'qf_test_sp_worker'),
+          false, 'definer: the worker is still no superuser');
 
 SELECT * FROM finish();
 ROLLBACK;
