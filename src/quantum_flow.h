@@ -36,6 +36,20 @@ extern void qf_compute_key(const char *workflow_slug, const char *step_slug,
 						   const pg_uuid_t *run_id, int32 task_index,
 						   char *key);
 
+/* A step taken from 'created' to 'started' by one round. */
+typedef struct QfReadyStep
+{
+	char	   *step_slug;
+	bool		is_map;
+	int32		step_index;
+	int32		start_delay;
+	int32		deps_count;
+	int32		max_attempts;
+	int32		ntasks;			/* tasks to create; -1: input not an array */
+	char	   *source_step;	/* the step a dependent map maps over */
+	char	   *source_type;	/* JSON type of the map input */
+} QfReadyStep;
+
 /* scheduler.c; the callers of these are connected to SPI */
 extern void qf_scheduler_init(void);
 extern SPIPlanPtr qf_prepare(SPIPlanPtr *plan, const char *sql, int nargs,
@@ -43,6 +57,10 @@ extern SPIPlanPtr qf_prepare(SPIPlanPtr *plan, const char *sql, int nargs,
 extern void qf_exec(SPIPlanPtr plan, Datum *values, const char *nulls,
 					int expected);
 extern int64 qf_start_ready_steps_internal(Datum run_id);
+extern int	qf_read_steps(QfReadyStep **steps);
+extern int64 qf_start_steps(Datum run_id, const char *workflow_slug,
+							Datum run_input, TimestampTz now,
+							QfReadyStep *steps, int nsteps);
 
 /* queue.c; the callers of these are connected to SPI and hold the run lock */
 extern void qf_step_completed(Datum run_id, const char *step_slug,

@@ -40,6 +40,7 @@ static SPIPlanPtr complete_one_plan = NULL;
 static SPIPlanPtr fetch_task_plan = NULL;
 static SPIPlanPtr count_off_plan = NULL;
 static SPIPlanPtr dependents_plan = NULL;
+static SPIPlanPtr dependents_start_plan = NULL;
 static SPIPlanPtr run_step_done_plan = NULL;
 
 /* Lock the run; true when it is still running. */
@@ -114,6 +115,41 @@ static const char *const dependents_sql =
 "   AND ss.step_slug OPERATOR(pg_catalog.=) d.step_slug";
 
 /*
+ * The same, for a step completed by its last task: dependents left with
+ * no dependency are started in the same statement, and returned with
+ * what qf_start_steps needs to create their tasks.
+ */
+static const char *const dependents_start_sql =
+"UPDATE quantum_flow.workflow_step_states AS ss"
+"   SET remaining_deps = ss.remaining_deps OPERATOR(pg_catalog.-) 1,"
+"       status = CASE WHEN ss.remaining_deps OPERATOR(pg_catalog.=) 1"
+"                     THEN 'started' ELSE ss.status END,"
+"       started_at = CASE WHEN ss.remaining_deps OPERATOR(pg_catalog.=) 1"
+"                         THEN $4 ELSE ss.started_at END,"
+"       initial_tasks = CASE WHEN ss.remaining_deps OPERATOR(pg_catalog.=) 1"
+"                             AND s.step_type OPERATOR(pg_catalog.=) 'single'"
+"                            THEN 1 ELSE ss.initial_tasks END,"
+"       remaining_tasks = CASE WHEN ss.remaining_deps OPERATOR(pg_catalog.=) 1"
+"                               AND s.step_type OPERATOR(pg_catalog.=) 'single'"
+"                              THEN 1 ELSE ss.remaining_tasks END"
+"  FROM quantum_flow.workflow_step_deps AS d"
+"  JOIN quantum_flow.workflow_steps AS s"
+"    ON s.workflow_slug OPERATOR(pg_catalog.=) d.workflow_slug"
+"   AND s.step_slug OPERATOR(pg_catalog.=) d.step_slug"
+"  JOIN quantum_flow.workflows AS w"
+"    ON w.workflow_slug OPERATOR(pg_catalog.=) d.workflow_slug"
+" WHERE d.workflow_slug OPERATOR(pg_catalog.=) $3"
+"   AND d.dep_slug OPERATOR(pg_catalog.=) $2"
+"   AND ss.run_id OPERATOR(pg_catalog.=) $1"
+"   AND ss.step_slug OPERATOR(pg_catalog.=) d.step_slug"
+"   AND ss.status OPERATOR(pg_catalog.=) 'created'"
+" RETURNING ss.step_slug,"
+"           s.step_type OPERATOR(pg_catalog.=) 'map',"
+"           s.step_index, COALESCE(s.start_delay, 0), s.deps_count,"
+"           COALESCE(s.max_attempts, w.max_attempts),"
+"           ss.remaining_deps OPERATOR(pg_catalog.=) 0";
+
+/*
  * The run has one step fewer.  With none left it completes; its output
  * maps each leaf step (one that no step of the run depends on) to that
  * step's output.
@@ -143,28 +179,41 @@ static const char *const run_step_done_sql =
 " WHERE r.run_id OPERATOR(pg_catalog.=) $1";
 
 /*
+ * qf_count_off_run
+ *		The run has one step fewer; it completes when none is left.
+ */
+static void
+qf_count_off_run(Datum run_id, const char *workflow_slug, TimestampTz now)
+{
+	Oid			argtypes[3] = {UUIDOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3];
+
+	values[0] = run_id;
+	values[1] = CStringGetTextDatum(workflow_slug);
+	values[2] = TimestampTzGetDatum(now);
+	qf_exec(qf_prepare(&run_step_done_plan, run_step_done_sql, 3, argtypes),
+			values, NULL, SPI_OK_UPDATE);
+}
+
+/*
  * qf_step_completed
- *		A step of the run has just completed: count it off its dependents
- *		and its run.  The caller starts whatever became ready.
+ *		A step of the run has just completed without a task (a map step
+ *		over []): count it off its dependents and its run.  The caller
+ *		starts whatever became ready.
  */
 void
 qf_step_completed(Datum run_id, const char *step_slug,
 				  const char *workflow_slug, TimestampTz now)
 {
-	Oid			deptypes[3] = {UUIDOID, TEXTOID, TEXTOID};
-	Oid			runtypes[3] = {UUIDOID, TEXTOID, TIMESTAMPTZOID};
+	Oid			argtypes[3] = {UUIDOID, TEXTOID, TEXTOID};
 	Datum		values[3];
 
 	values[0] = run_id;
 	values[1] = CStringGetTextDatum(step_slug);
 	values[2] = CStringGetTextDatum(workflow_slug);
-	qf_exec(qf_prepare(&dependents_plan, dependents_sql, 3, deptypes),
+	qf_exec(qf_prepare(&dependents_plan, dependents_sql, 3, argtypes),
 			values, NULL, SPI_OK_UPDATE);
-
-	values[1] = CStringGetTextDatum(workflow_slug);
-	values[2] = TimestampTzGetDatum(now);
-	qf_exec(qf_prepare(&run_step_done_plan, run_step_done_sql, 3, runtypes),
-			values, NULL, SPI_OK_UPDATE);
+	qf_count_off_run(run_id, workflow_slug, now);
 }
 
 /*
@@ -198,12 +247,33 @@ qf_count_off_tasks(Datum run_id, Datum step_slug, int32 ntasks,
 	if (isnull || remaining != 0)
 		return;
 
-	/* The step is complete. */
+	/*
+	 * The step is complete: count it off its dependents, starting those
+	 * left with no dependency, and off its run; then create the tasks of
+	 * the steps just started.
+	 */
 	workflow_slug = SPI_getvalue(SPI_tuptable->vals[0],
 								 SPI_tuptable->tupdesc, 2);
-	qf_step_completed(run_id, TextDatumGetCString(step_slug),
-					  workflow_slug, now);
-	(void) qf_start_ready_steps_internal(run_id);
+	{
+		Oid			deptypes[4] = {UUIDOID, TEXTOID, TEXTOID,
+								   TIMESTAMPTZOID};
+		Datum		depvalues[4];
+		QfReadyStep *steps;
+		int			nsteps;
+
+		depvalues[0] = run_id;
+		depvalues[1] = step_slug;
+		depvalues[2] = CStringGetTextDatum(workflow_slug);
+		depvalues[3] = TimestampTzGetDatum(now);
+		qf_exec(qf_prepare(&dependents_start_plan, dependents_start_sql, 4,
+						   deptypes),
+				depvalues, NULL, SPI_OK_UPDATE_RETURNING);
+		nsteps = qf_read_steps(&steps);
+
+		qf_count_off_run(run_id, workflow_slug, now);
+		(void) qf_start_steps(run_id, workflow_slug, (Datum) 0, now,
+							  steps, nsteps);
+	}
 }
 
 /*

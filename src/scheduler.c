@@ -48,22 +48,11 @@ PG_FUNCTION_INFO_V1(qf_start_ready_steps);
 /* quantum_flow.notify: NOTIFY quantum_flow when tasks become claimable. */
 static bool qf_notify = false;
 
-/* A step taken from 'created' to 'started' by one round. */
-typedef struct QfReadyStep
-{
-	char	   *step_slug;
-	bool		is_map;
-	int32		step_index;
-	int32		start_delay;
-	int32		deps_count;
-	int32		max_attempts;
-	int32		ntasks;			/* tasks to create; -1: input not an array */
-	char	   *source_step;	/* the step a dependent map maps over */
-	char	   *source_type;	/* JSON type of the map input */
-} QfReadyStep;
+
 
 /* Saved plans, prepared on first use. */
 static SPIPlanPtr lock_run_plan = NULL;
+static SPIPlanPtr read_input_plan = NULL;
 static SPIPlanPtr claim_steps_plan = NULL;
 static SPIPlanPtr set_map_count_plan = NULL;
 static SPIPlanPtr insert_root_single_plan = NULL;
@@ -79,6 +68,11 @@ static const char *const lock_run_sql =
 "  FROM quantum_flow.workflow_runs AS r"
 " WHERE r.run_id OPERATOR(pg_catalog.=) $1"
 "   FOR NO KEY UPDATE";
+
+/* The input of a run that is locked already. */
+static const char *const read_input_sql =
+"SELECT r.input FROM quantum_flow.workflow_runs AS r"
+" WHERE r.run_id OPERATOR(pg_catalog.=) $1";
 
 /*
  * Start every ready step.  A single step has one task, known now; a map
@@ -251,6 +245,69 @@ qf_step_cmp(const void *a, const void *b)
 }
 
 /*
+ * qf_read_run_input
+ *		The run's input, for a root map step started by a caller that had
+ *		no reason to read it.  The run is locked already.
+ */
+static Datum
+qf_read_run_input(Datum run_id)
+{
+	Oid			argtypes[1] = {UUIDOID};
+	bool		isnull;
+	Datum		input;
+
+	qf_exec(qf_prepare(&read_input_plan, read_input_sql, 1, argtypes),
+			&run_id, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		elog(ERROR, "run has vanished while locked");
+	input = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						  &isnull);
+	return PointerGetDatum(PG_DETOAST_DATUM_COPY(input));
+}
+
+/*
+ * qf_read_steps
+ *		Copy the steps a statement just moved to 'started' out of
+ *		SPI_tuptable, sorted by step index.  The statement returns, in
+ *		order: step_slug, is_map, step_index, start_delay, deps_count,
+ *		max_attempts, and optionally a boolean saying whether the row was
+ *		started at all.
+ */
+int
+qf_read_steps(QfReadyStep **steps)
+{
+	QfReadyStep *result;
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	uint64		i;
+	int			n = 0;
+
+	result = palloc(sizeof(QfReadyStep) * (SPI_processed + 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+		QfReadyStep *s = &result[n];
+
+		if (desc->natts >= 7 &&
+			!DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull)))
+			continue;
+		s->step_slug = SPI_getvalue(tup, desc, 1);
+		s->is_map = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+		s->step_index = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		s->start_delay = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		s->deps_count = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6,
+													  &isnull));
+		s->ntasks = 1;
+		n++;
+	}
+	qsort(result, n, sizeof(QfReadyStep), qf_step_cmp);
+
+	*steps = result;
+	return n;
+}
+
+/*
  * qf_claim_ready_steps
  *		Move the ready steps of the run to 'started' and return them,
  *		sorted, in *steps.  Returns how many there are.
@@ -260,41 +317,13 @@ qf_claim_ready_steps(Datum run_id, TimestampTz now, QfReadyStep **steps)
 {
 	Oid			argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
 	Datum		values[2];
-	QfReadyStep *result;
-	uint64		i;
-	int			n;
 
 	values[0] = run_id;
 	values[1] = TimestampTzGetDatum(now);
 	qf_exec(qf_prepare(&claim_steps_plan, claim_steps_sql, 2, argtypes),
 			values, NULL, SPI_OK_UPDATE_RETURNING);
 
-	n = (int) SPI_processed;
-	if (n == 0)
-		return 0;
-
-	/* Copy the rows out before the next statement reuses SPI_tuptable. */
-	result = palloc(sizeof(QfReadyStep) * n);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		QfReadyStep *s = &result[i];
-
-		s->step_slug = SPI_getvalue(tup, desc, 1);
-		s->is_map = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
-		s->step_index = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		s->start_delay = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		s->deps_count = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6,
-													  &isnull));
-		s->ntasks = 1;
-	}
-	qsort(result, n, sizeof(QfReadyStep), qf_step_cmp);
-
-	*steps = result;
-	return n;
+	return qf_read_steps(steps);
 }
 
 /*
@@ -486,7 +515,8 @@ qf_start_ready_steps_internal(Datum run_id)
 	Datum		run_input;
 	bool		isnull;
 	TimestampTz now = qf_clock_now();
-	int64		created = 0;
+	QfReadyStep *steps;
+	int			nsteps;
 
 	/* Lock the run; a missing run is the caller's error. */
 	qf_exec(qf_prepare(&lock_run_plan, lock_run_sql, 1, argtypes),
@@ -508,17 +538,29 @@ qf_start_ready_steps_internal(Datum run_id)
 	if (strcmp(status, "started") != 0)
 		return 0;
 
-	/* Start ready steps until no empty map step makes more of them ready. */
-	for (;;)
+	nsteps = qf_claim_ready_steps(run_id, now, &steps);
+	return qf_start_steps(run_id, workflow_slug, run_input, now,
+						  steps, nsteps);
+}
+
+/*
+ * qf_start_steps
+ *		Create the tasks of steps just moved to 'started', and keep
+ *		starting ready steps for as long as an empty map step completes
+ *		and so frees others.  run_input may be (Datum) 0 when the caller
+ *		did not read it; it is read if a root map step needs it.  The
+ *		caller holds the run lock.  Returns the number of tasks created.
+ */
+int64
+qf_start_steps(Datum run_id, const char *workflow_slug, Datum run_input,
+			   TimestampTz now, QfReadyStep *steps, int nsteps)
+{
+	int64		created = 0;
+
+	while (nsteps > 0)
 	{
-		QfReadyStep *steps;
-		int			nsteps;
 		int			i;
 		bool		cascaded = false;
-
-		nsteps = qf_claim_ready_steps(run_id, now, &steps);
-		if (nsteps == 0)
-			break;
 
 		for (i = 0; i < nsteps; i++)
 		{
@@ -527,6 +569,8 @@ qf_start_ready_steps_internal(Datum run_id)
 
 			if (step->is_map)
 			{
+				if (step->deps_count == 0 && run_input == (Datum) 0)
+					run_input = qf_read_run_input(run_id);
 				source = qf_map_source(run_id, workflow_slug, step,
 									   run_input);
 
@@ -554,6 +598,7 @@ qf_start_ready_steps_internal(Datum run_id)
 
 		if (!cascaded)
 			break;
+		nsteps = qf_claim_ready_steps(run_id, now, &steps);
 	}
 
 	if (created > 0)
