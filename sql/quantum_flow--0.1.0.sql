@@ -1166,11 +1166,14 @@ BEGIN
     END IF;
 
     /* Every element must name an existing task; else nothing applies. */
+    /*
+     * The lookup is a plain anti-join, one primary-key probe per element:
+     * an OR here would let the planner hash the whole task table instead.
+     */
     SELECT b.* INTO v_missing
       FROM unnest($1, $2, $3) WITH ORDINALITY
            AS b(run_id, step_slug, task_index, ord)
-     WHERE b.run_id IS NULL OR b.step_slug IS NULL OR b.task_index IS NULL
-        OR NOT EXISTS (SELECT 1 FROM quantum_flow.workflow_step_tasks AS t
+     WHERE NOT EXISTS (SELECT 1 FROM quantum_flow.workflow_step_tasks AS t
                         WHERE t.run_id = b.run_id
                           AND t.step_slug = b.step_slug
                           AND t.task_index = b.task_index)
