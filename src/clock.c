@@ -303,9 +303,10 @@ qf_advance_clock(PG_FUNCTION_ARGS)
 
 	/* Add the interval the way timestamptz + interval does. */
 	before = qf_clock_state.at;
-	after = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-													TimestampTzGetDatum(before),
-													PG_GETARG_DATUM(0)));
+	after = DatumGetTimestampTz(
+		DirectFunctionCall2(timestamptz_pl_interval,
+							TimestampTzGetDatum(before),
+							PG_GETARG_DATUM(0)));
 
 	/* Time never runs backwards. */
 	if (after < before)
@@ -313,8 +314,9 @@ qf_advance_clock(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("clock advance must not be negative"),
 				 errdetail("The interval %s would move the clock back.",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   PG_GETARG_DATUM(0))))));
+						   DatumGetCString(
+							   DirectFunctionCall1(interval_out,
+												   PG_GETARG_DATUM(0))))));
 	if (TIMESTAMP_NOT_FINITE(after))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),

@@ -5,8 +5,9 @@
  *
  * Each module owns one concern: clock.c the deterministic clock,
  * idempotency.c the task idempotency key, scheduler.c the creation of
- * tasks for ready steps, queue.c the completion of tasks and steps.  This header lists what one module offers the
- * others; SQL-callable entry points are declared next to their code.
+ * tasks for ready steps, queue.c the completion of tasks and steps.  This
+ * header lists what one module offers the others; SQL-callable entry
+ * points are declared next to their code.
  *
  * Copyright (c) 2026, the quantum_flow authors
  *

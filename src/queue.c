@@ -14,6 +14,13 @@
  * Lock order, as everywhere in the engine: the run row first, then task
  * rows, then step states.
  *
+ * XXX: taking the run lock on every completion means that the workers of
+ * one large map step take turns on its run row, even for tasks that do
+ * not complete the step.  Counting such tasks off under the step state's
+ * row lock alone would let them overlap, but a final failure of the run
+ * locks tasks after the run, so that path needs its own proof of freedom
+ * from deadlock before it can skip the run lock.
+ *
  * Copyright (c) 2026, the quantum_flow authors
  *
  * IDENTIFICATION
@@ -126,12 +133,14 @@ static const char *const dependents_start_sql =
 "                     THEN 'started' ELSE ss.status END,"
 "       started_at = CASE WHEN ss.remaining_deps OPERATOR(pg_catalog.=) 1"
 "                         THEN $4 ELSE ss.started_at END,"
-"       initial_tasks = CASE WHEN ss.remaining_deps OPERATOR(pg_catalog.=) 1"
-"                             AND s.step_type OPERATOR(pg_catalog.=) 'single'"
-"                            THEN 1 ELSE ss.initial_tasks END,"
-"       remaining_tasks = CASE WHEN ss.remaining_deps OPERATOR(pg_catalog.=) 1"
-"                               AND s.step_type OPERATOR(pg_catalog.=) 'single'"
-"                              THEN 1 ELSE ss.remaining_tasks END"
+"       initial_tasks = CASE"
+"           WHEN ss.remaining_deps OPERATOR(pg_catalog.=) 1"
+"            AND s.step_type OPERATOR(pg_catalog.=) 'single'"
+"           THEN 1 ELSE ss.initial_tasks END,"
+"       remaining_tasks = CASE"
+"           WHEN ss.remaining_deps OPERATOR(pg_catalog.=) 1"
+"            AND s.step_type OPERATOR(pg_catalog.=) 'single'"
+"           THEN 1 ELSE ss.remaining_tasks END"
 "  FROM quantum_flow.workflow_step_deps AS d"
 "  JOIN quantum_flow.workflow_steps AS s"
 "    ON s.workflow_slug OPERATOR(pg_catalog.=) d.workflow_slug"
