@@ -49,6 +49,10 @@ static SPIPlanPtr count_off_plan = NULL;
 static SPIPlanPtr dependents_plan = NULL;
 static SPIPlanPtr dependents_start_plan = NULL;
 static SPIPlanPtr run_step_done_plan = NULL;
+static SPIPlanPtr complete_run_plan = NULL;
+static SPIPlanPtr complete_single_plan = NULL;
+static SPIPlanPtr count_off_map_plan = NULL;
+static SPIPlanPtr complete_map_plan = NULL;
 
 /* Lock the run; true when it is still running. */
 static const char *const lock_run_sql =
@@ -57,16 +61,22 @@ static const char *const lock_run_sql =
 " WHERE r.run_id OPERATOR(pg_catalog.=) $1"
 "   FOR NO KEY UPDATE";
 
-/* Complete a started task, of the given attempt if one is given. */
+/*
+ * Complete a started task, of the given attempt if one is given, and say
+ * whether its step is a map step.
+ */
 static const char *const complete_one_sql =
 "UPDATE quantum_flow.workflow_step_tasks AS t"
 "   SET status = 'completed', completed_at = $5, output = $4"
+"  FROM quantum_flow.workflow_steps AS s"
 " WHERE t.run_id OPERATOR(pg_catalog.=) $1"
 "   AND t.step_slug OPERATOR(pg_catalog.=) $2"
 "   AND t.task_index OPERATOR(pg_catalog.=) $3"
 "   AND t.status OPERATOR(pg_catalog.=) 'started'"
 "   AND ($6 IS NULL OR t.attempts_count OPERATOR(pg_catalog.=) $6)"
-" RETURNING t";
+"   AND s.workflow_slug OPERATOR(pg_catalog.=) t.workflow_slug"
+"   AND s.step_slug OPERATOR(pg_catalog.=) t.step_slug"
+" RETURNING t, s.step_type OPERATOR(pg_catalog.=) 'map'";
 
 /* The task as it is, for a callback that changes nothing. */
 static const char *const fetch_task_sql =
@@ -159,18 +169,23 @@ static const char *const dependents_start_sql =
 "           ss.remaining_deps OPERATOR(pg_catalog.=) 0";
 
 /*
- * The run has one step fewer.  With none left it completes; its output
- * maps each leaf step (one that no step of the run depends on) to that
- * step's output.
+ * The run has one step fewer.  This statement sets no status, so the
+ * run-end trigger does not even look at it.
  */
 static const char *const run_step_done_sql =
 "UPDATE quantum_flow.workflow_runs AS r"
-"   SET remaining_steps = r.remaining_steps OPERATOR(pg_catalog.-) 1,"
-"       status = CASE WHEN r.remaining_steps OPERATOR(pg_catalog.=) 1"
-"                     THEN 'completed' ELSE r.status END,"
-"       completed_at = CASE WHEN r.remaining_steps OPERATOR(pg_catalog.=) 1"
-"                           THEN $3 END,"
-"       output = CASE WHEN r.remaining_steps OPERATOR(pg_catalog.=) 1 THEN"
+"   SET remaining_steps = r.remaining_steps OPERATOR(pg_catalog.-) 1"
+" WHERE r.run_id OPERATOR(pg_catalog.=) $1"
+" RETURNING r.remaining_steps";
+
+/*
+ * A run with no step left completes; its output maps each leaf step (one
+ * that no step of the run depends on) to that step's output.
+ */
+static const char *const complete_run_sql =
+"UPDATE quantum_flow.workflow_runs AS r"
+"   SET status = 'completed', completed_at = $3,"
+"       output ="
 "           (SELECT COALESCE(pg_catalog.jsonb_object_agg(ss.step_slug,"
 "                                                        ss.output),"
 "                            '{}'::jsonb)"
@@ -184,8 +199,43 @@ static const char *const run_step_done_sql =
 "                      AND dep.step_slug OPERATOR(pg_catalog.=) d.step_slug"
 "                    WHERE d.workflow_slug OPERATOR(pg_catalog.=) $2"
 "                      AND d.dep_slug OPERATOR(pg_catalog.=) ss.step_slug))"
-"       END"
 " WHERE r.run_id OPERATOR(pg_catalog.=) $1";
+
+/*
+ * The last task of a single step completed with the given output: the
+ * step completes with it.
+ */
+static const char *const complete_single_sql =
+"UPDATE quantum_flow.workflow_step_states AS ss"
+"   SET remaining_tasks = 0, status = 'completed', completed_at = $3,"
+"       output = $4"
+" WHERE ss.run_id OPERATOR(pg_catalog.=) $1"
+"   AND ss.step_slug OPERATOR(pg_catalog.=) $2"
+"   AND ss.status OPERATOR(pg_catalog.=) 'started'"
+"   AND ss.remaining_tasks OPERATOR(pg_catalog.=) 1"
+" RETURNING ss.workflow_slug";
+
+/* A task of a map step completed: one task fewer to wait for. */
+static const char *const count_off_map_sql =
+"UPDATE quantum_flow.workflow_step_states AS ss"
+"   SET remaining_tasks = ss.remaining_tasks OPERATOR(pg_catalog.-) 1"
+" WHERE ss.run_id OPERATOR(pg_catalog.=) $1"
+"   AND ss.step_slug OPERATOR(pg_catalog.=) $2"
+"   AND ss.status OPERATOR(pg_catalog.=) 'started'"
+" RETURNING ss.remaining_tasks, ss.workflow_slug";
+
+/* A map step with no task left completes with its tasks' outputs. */
+static const char *const complete_map_sql =
+"UPDATE quantum_flow.workflow_step_states AS ss"
+"   SET status = 'completed', completed_at = $3,"
+"       output ="
+"           (SELECT COALESCE(pg_catalog.jsonb_agg(t.output"
+"                            ORDER BY t.task_index), '[]'::jsonb)"
+"              FROM quantum_flow.workflow_step_tasks AS t"
+"             WHERE t.run_id OPERATOR(pg_catalog.=) $1"
+"               AND t.step_slug OPERATOR(pg_catalog.=) $2)"
+" WHERE ss.run_id OPERATOR(pg_catalog.=) $1"
+"   AND ss.step_slug OPERATOR(pg_catalog.=) $2";
 
 /*
  * qf_count_off_run
@@ -196,12 +246,102 @@ qf_count_off_run(Datum run_id, const char *workflow_slug, TimestampTz now)
 {
 	Oid			argtypes[3] = {UUIDOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[3];
+	bool		isnull;
 
 	values[0] = run_id;
 	values[1] = CStringGetTextDatum(workflow_slug);
 	values[2] = TimestampTzGetDatum(now);
-	qf_exec(qf_prepare(&run_step_done_plan, run_step_done_sql, 3, argtypes),
+	qf_exec(qf_prepare(&run_step_done_plan, run_step_done_sql, 1, argtypes),
+			values, NULL, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed != 1 ||
+		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1,
+									&isnull)) != 0)
+		return;
+
+	qf_exec(qf_prepare(&complete_run_plan, complete_run_sql, 3, argtypes),
 			values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * qf_step_done
+ *		A step completed by its last task: count it off its dependents,
+ *		starting those left with no dependency, and off its run; then
+ *		create the tasks of the steps just started.
+ */
+static void
+qf_step_done(Datum run_id, Datum step_slug, const char *workflow_slug,
+			 TimestampTz now)
+{
+	Oid			argtypes[4] = {UUIDOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[4];
+	QfReadyStep *steps;
+	int			nsteps;
+
+	values[0] = run_id;
+	values[1] = step_slug;
+	values[2] = CStringGetTextDatum(workflow_slug);
+	values[3] = TimestampTzGetDatum(now);
+	qf_exec(qf_prepare(&dependents_start_plan, dependents_start_sql, 4,
+					   argtypes),
+			values, NULL, SPI_OK_UPDATE_RETURNING);
+	nsteps = qf_read_steps(&steps);
+
+	qf_count_off_run(run_id, workflow_slug, now);
+	(void) qf_start_steps(run_id, workflow_slug, (Datum) 0, now,
+						  steps, nsteps);
+}
+
+/*
+ * qf_count_off_one
+ *		complete_task's share of qf_count_off_tasks: one task of a step
+ *		whose type is known, with its output at hand.  A single step
+ *		completes in one statement with no subquery; a map step's count
+ *		goes down, and only its last task pays for the aggregate.
+ */
+static void
+qf_count_off_one(Datum run_id, Datum step_slug, bool is_map, Datum output,
+				 TimestampTz now)
+{
+	Oid			argtypes[4] = {UUIDOID, TEXTOID, TIMESTAMPTZOID, JSONBOID};
+	Datum		values[4];
+	bool		isnull;
+	char	   *workflow_slug;
+
+	values[0] = run_id;
+	values[1] = step_slug;
+	values[2] = TimestampTzGetDatum(now);
+	values[3] = output;
+
+	if (!is_map)
+	{
+		qf_exec(qf_prepare(&complete_single_plan, complete_single_sql, 4,
+						   argtypes),
+				values, NULL, SPI_OK_UPDATE_RETURNING);
+		if (SPI_processed != 1)
+			return;
+	}
+	else
+	{
+		qf_exec(qf_prepare(&count_off_map_plan, count_off_map_sql, 2,
+						   argtypes),
+				values, NULL, SPI_OK_UPDATE_RETURNING);
+		if (SPI_processed != 1 ||
+			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1,
+										&isnull)) != 0)
+			return;
+	}
+	workflow_slug = SPI_getvalue(SPI_tuptable->vals[0],
+								 SPI_tuptable->tupdesc,
+								 is_map ? 2 : 1);
+
+	if (is_map)
+		qf_exec(qf_prepare(&complete_map_plan, complete_map_sql, 3,
+						   argtypes),
+				values, NULL, SPI_OK_UPDATE);
+
+	qf_step_done(run_id, step_slug, workflow_slug, now);
 }
 
 /*
@@ -256,33 +396,10 @@ qf_count_off_tasks(Datum run_id, Datum step_slug, int32 ntasks,
 	if (isnull || remaining != 0)
 		return;
 
-	/*
-	 * The step is complete: count it off its dependents, starting those
-	 * left with no dependency, and off its run; then create the tasks of
-	 * the steps just started.
-	 */
+	/* The step is complete. */
 	workflow_slug = SPI_getvalue(SPI_tuptable->vals[0],
 								 SPI_tuptable->tupdesc, 2);
-	{
-		Oid			deptypes[4] = {UUIDOID, TEXTOID, TEXTOID,
-								   TIMESTAMPTZOID};
-		Datum		depvalues[4];
-		QfReadyStep *steps;
-		int			nsteps;
-
-		depvalues[0] = run_id;
-		depvalues[1] = step_slug;
-		depvalues[2] = CStringGetTextDatum(workflow_slug);
-		depvalues[3] = TimestampTzGetDatum(now);
-		qf_exec(qf_prepare(&dependents_start_plan, dependents_start_sql, 4,
-						   deptypes),
-				depvalues, NULL, SPI_OK_UPDATE_RETURNING);
-		nsteps = qf_read_steps(&steps);
-
-		qf_count_off_run(run_id, workflow_slug, now);
-		(void) qf_start_steps(run_id, workflow_slug, (Datum) 0, now,
-							  steps, nsteps);
-	}
+	qf_step_done(run_id, step_slug, workflow_slug, now);
 }
 
 /*
@@ -338,6 +455,7 @@ qf_complete_task(PG_FUNCTION_ARGS)
 	bool		isnull;
 	bool		running;
 	bool		completed = false;
+	bool		is_map = false;
 	Datum		result;
 
 	/* Arguments. */
@@ -386,6 +504,10 @@ qf_complete_task(PG_FUNCTION_ARGS)
 						   argtypes),
 				values, nulls, SPI_OK_UPDATE_RETURNING);
 		completed = (SPI_processed == 1);
+		if (completed)
+			is_map = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 2,
+												&isnull));
 	}
 
 	/* Otherwise return the task as it is. */
@@ -410,7 +532,7 @@ qf_complete_task(PG_FUNCTION_ARGS)
 
 	/* A completed task may complete its step, its run, and start others. */
 	if (completed)
-		qf_count_off_tasks(values[0], values[1], 1, now);
+		qf_count_off_one(values[0], values[1], is_map, values[3], now);
 
 	SPI_finish();
 	PG_RETURN_DATUM(result);
