@@ -57,7 +57,6 @@ extern SPIPlanPtr qf_prepare(SPIPlanPtr *plan, const char *sql, int nargs,
 							 Oid *argtypes);
 extern void qf_exec(SPIPlanPtr plan, Datum *values, const char *nulls,
 					int expected);
-extern int64 qf_start_ready_steps_internal(Datum run_id);
 extern int	qf_read_steps(QfReadyStep **steps);
 extern int64 qf_start_steps(Datum run_id, const char *workflow_slug,
 							Datum run_input, TimestampTz now,

@@ -506,7 +506,7 @@ qf_complete_empty_map(Datum run_id, const char *workflow_slug,
  *		The work of start_ready_steps; the caller is connected to SPI.
  *		Returns the number of tasks created.
  */
-int64
+static int64
 qf_start_ready_steps_internal(Datum run_id)
 {
 	Oid			argtypes[1] = {UUIDOID};
